@@ -1,0 +1,81 @@
+"""Loading a trained model and everything needed to use it from one checkpoint file.
+
+A gemdiff checkpoint is a Lightning checkpoint with an extra section (``"gemdiff"``) of plain
+data: the denoiser's and the diffusion's arguments, the genes, the class names, the fitted
+preprocessing, the train/test sample ids and the resolved config. It loads with
+``torch.load(weights_only=True)``; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gemdiff import constants as K
+from gemdiff.data.preprocess import Preprocessor
+from gemdiff.errors import InputError
+from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
+from gemdiff.models.gaussian import GaussianDiffusion
+
+
+@dataclass
+class TrainedModel:
+    """A denoiser and its diffusion, ready for sampling, with the data state they were fit on."""
+
+    denoiser: TransformerDenoiser
+    diffusion: GaussianDiffusion
+    preprocessor: Preprocessor
+    genes: list[str]
+    classes: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def class_index(self, name: str, source: str | None = None) -> int:
+        """Index of a class by name; an unknown name is a user error listing the valid ones."""
+        if name not in self.classes:
+            raise InputError(source, f"has no class {name!r}; its classes are "
+                                     f"{', '.join(self.classes)}")
+        return self.classes.index(name)
+
+
+def load_checkpoint(
+    path: str | Path, ema: bool = True, map_location: str | torch.device = "cpu"
+) -> TrainedModel:
+    """Load a gemdiff checkpoint.
+
+    Parameters
+    ----------
+    path
+        A ``.ckpt`` written by ``gemdiff.train``.
+    ema
+        Use the EMA weights (the default, what sampling should use) rather than the raw ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found" if not path.exists() else "is not a file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated or foreign file fails in many ways
+        raise InputError(path, f"is not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or K.CKPT_SECTION not in ckpt:
+        raise InputError(path, "is not a gemdiff checkpoint (no 'gemdiff' section)")
+    meta = ckpt[K.CKPT_SECTION]
+    raw = not ema and "current_model_state" in ckpt
+    state = ckpt["current_model_state"] if raw else ckpt["state_dict"]
+    denoiser = TransformerDenoiser(DenoiserConfig(**meta["denoiser"]))
+    prefix = "denoiser."
+    denoiser.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    denoiser.eval()
+    diffusion = GaussianDiffusion(**meta["diffusion"])
+    return TrainedModel(
+        denoiser=denoiser,
+        diffusion=diffusion,
+        preprocessor=Preprocessor.from_state_dict(meta["preprocessor"]),
+        genes=list(meta["genes"]),
+        classes=list(meta["classes"]),
+        config=meta.get("config", {}),
+        meta={k: v for k, v in meta.items() if k not in ("denoiser", "diffusion", "config")},
+    )

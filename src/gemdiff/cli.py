@@ -1,0 +1,59 @@
+"""Shared plumbing of the Hydra command-line apps: config location and user-error handling."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from gemdiff.errors import GemdiffError
+
+
+def config_dir() -> str:
+    """Absolute path of the Hydra configs: packaged with the wheel, or ``conf/`` of a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parents[1] / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise RuntimeError(f"gemdiff configs not found next to {here}")
+
+
+def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
+    """Remove what Hydra wrote for a run that was rejected, and the folder if it is then empty.
+
+    Only Hydra's own files go (``.hydra/`` and the job log); anything else already in a
+    user-chosen folder is kept.
+    """
+    shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
+    (output_dir / f"{task_name}.log").unlink(missing_ok=True)
+    cwd = Path.cwd().resolve()
+    folder = output_dir.resolve()
+    while folder != cwd and cwd in folder.parents:
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            break
+        folder = folder.parent
+
+
+@contextmanager
+def user_errors(output_dir: str | Path | None = None, task_name: str = ""):
+    """Print a :class:`GemdiffError` as one line and exit 2, leaving no half-made output folder."""
+    try:
+        yield
+    except GemdiffError as err:
+        if output_dir is not None:
+            _remove_hydra_leftovers(Path(output_dir), task_name)
+        print(f"gemdiff {task_name}: error: {err}".replace("  ", " "), file=sys.stderr)
+        sys.exit(2)
+
+
+def hydra_output_dir() -> tuple[Path | None, str]:
+    """The running Hydra job's output folder and task name, or (None, "") outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None, ""
+    hc = HydraConfig.get()
+    return Path(hc.runtime.output_dir), hc.job.name

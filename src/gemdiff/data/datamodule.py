@@ -1,0 +1,129 @@
+"""LightningDataModule: prepared GEM splits served as class-conditional batches.
+
+The training set is small (hundreds to thousands of rows), so it stays in memory as one tensor
+and batches are drawn by index from a seeded generator: no DataLoader workers, no collation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from gemdiff import constants as K
+from gemdiff.data.dataset import PreparedData, prepare_data, read_dataset
+from gemdiff.data.genesets import GeneSelection
+
+
+def _rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
+class RandomBatches(IterableDataset):
+    """An endless stream of batches drawn with replacement from in-memory tensors.
+
+    Each process (DDP rank) draws from its own generator, seeded with ``seed`` and its rank,
+    so ranks see different batches while runs stay reproducible.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 1009 + _rank())
+        n = self.x.shape[0]
+        while True:
+            idx = torch.randint(n, (self.batch_size,), generator=gen)
+            yield {K.X: self.x[idx], K.Y: self.y[idx]}
+
+
+class GEMDataModule(L.LightningDataModule):
+    """Reads, selects, splits and scales a GEM; serves training and validation batches.
+
+    Parameters
+    ----------
+    source
+        How to read the matrix (``format``: synthetic, gemdiff, rnaseqdb or h5ad, and that
+        format's files); see ``conf/data/``.
+    genes, gmt, gene_set, subset_size, subset_index, exclusive_subsets, n_genes
+        Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
+    classes
+        Keep only these classes.
+    input_scale, nan_policy, scaling, test_size, train_fraction
+        Preprocessing and split (:func:`~gemdiff.data.dataset.prepare_data`).
+    batch_size
+        Training batch size.
+    timesteps
+        Number of diffusion steps, to draw the fixed timesteps of the validation batch.
+    seed
+        Seeds gene sampling, the split, the training fraction and the batch stream.
+    """
+
+    def __init__(
+        self,
+        source: Mapping[str, Any],
+        input_scale: str = "log2",
+        nan_policy: str = "replace",
+        scaling: str = "global",
+        genes: Sequence[str] | None = None,
+        gmt: str | None = None,
+        gene_set: str | None = None,
+        subset_size: int = 16,
+        subset_index: int | None = None,
+        exclusive_subsets: bool = False,
+        n_genes: int | None = None,
+        classes: Sequence[str] | None = None,
+        test_size: float = 0.33,
+        train_fraction: float = 1.0,
+        batch_size: int = 32,
+        timesteps: int = 1000,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.source = dict(source)
+        self.selection = GeneSelection(
+            genes=None if genes is None else list(genes), gmt=gmt, gene_set=gene_set,
+            subset_size=subset_size, subset_index=subset_index,
+            exclusive_subsets=exclusive_subsets, n_genes=n_genes, seed=seed)
+        self.classes = None if classes is None else list(classes)
+        self.options = dict(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
+                            test_size=test_size, train_fraction=train_fraction, seed=seed)
+        self.batch_size = batch_size
+        self.timesteps = timesteps
+        self.seed = seed
+        self.data: PreparedData | None = None
+
+    def prepare(self) -> PreparedData:
+        """Read and prepare the data once; later calls return the same result."""
+        if self.data is None:
+            train, test = read_dataset(self.source)
+            self.data = prepare_data(train, test, self.selection, self.classes, **self.options)
+        return self.data
+
+    def setup(self, stage: str | None = None) -> None:
+        data = self.prepare()
+        self.x_train = torch.from_numpy(data.x_train)
+        self.y_train = torch.from_numpy(data.y_train)
+        self.x_test = torch.from_numpy(data.x_test)
+        self.y_test = torch.from_numpy(data.y_test)
+
+    def train_dataloader(self) -> DataLoader:
+        stream = RandomBatches(self.x_train, self.y_train, self.batch_size, self.seed)
+        return DataLoader(stream, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        # The held-out split with fixed timesteps and noise, so validation losses of one run
+        # (and of runs with the same seed) are comparable.
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        n = self.x_test.shape[0]
+        batch = {
+            K.X: self.x_test,
+            K.Y: self.y_test,
+            K.T: torch.randint(self.timesteps, (n,), generator=gen),
+            K.NOISE: torch.randn(self.x_test.shape, generator=gen),
+        }
+        return DataLoader([batch], batch_size=None)

@@ -1,0 +1,317 @@
+"""Readers for gene expression matrices, label files and GMT gene-set libraries.
+
+Every reader returns plain numpy/pandas data and raises :class:`~gemdiff.errors.InputError`
+naming the file and the problem for anything it cannot use. Values stay in the file's own
+units; missing cells are NaN.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gemdiff.errors import InputError
+
+NA_VALUES = ["", "NA", "NaN", "nan", "N/A", "NULL", "null"]
+
+
+@dataclass
+class GEM:
+    """A gene expression matrix with one label per sample.
+
+    Attributes
+    ----------
+    values
+        (n_samples, n_genes) float64 in the input's units; NaN marks a missing cell.
+    samples, genes
+        Row and column names, unique.
+    labels
+        (n_samples,) class name of each row, matched by sample id.
+    source
+        Where the matrix came from, for messages.
+    """
+
+    values: np.ndarray
+    samples: list[str]
+    genes: list[str]
+    labels: np.ndarray
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels.tolist()))
+
+    def class_counts(self) -> dict[str, int]:
+        names, counts = np.unique(self.labels, return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts)}
+
+    def take_genes(self, genes: Sequence[str]) -> "GEM":
+        index = {g: i for i, g in enumerate(self.genes)}
+        cols = [index[g] for g in genes]
+        return GEM(self.values[:, cols], list(self.samples), list(genes), self.labels,
+                   self.source, dict(self.meta))
+
+    def take_samples(self, rows: np.ndarray) -> "GEM":
+        return GEM(self.values[rows], [self.samples[i] for i in rows], list(self.genes),
+                   self.labels[rows], self.source, dict(self.meta))
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as err:
+        raise InputError(path, f"cannot be read ({err.strerror})") from None
+    if path.suffix == ".gz" and head != b"\x1f\x8b":
+        raise InputError(path, "ends in .gz but is not gzip-compressed")
+    if not head:
+        raise InputError(path, "is empty")
+    return path
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    # utf-8-sig drops a byte-order mark; newline=None reads \r\n and \r as line ends.
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
+
+
+def _read_header(path: Path) -> list[str]:
+    try:
+        with _open_text(path) as fh:
+            line = fh.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot be read as text ({err})") from None
+    line = line.rstrip("\n")
+    if not line.strip():
+        raise InputError(path, "is empty or has an empty header line")
+    return [c.strip() for c in line.split("\t")]
+
+
+def _check_field_counts(path: Path, n_fields: int) -> None:
+    """Every non-blank line must have as many tab-separated fields as the header.
+
+    pandas would pad a short row with missing values and shift a long one into the index, so a
+    truncated or ragged file would be read without complaint.
+    """
+    with _open_text(path) as fh:
+        for num, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            got = line.rstrip("\n").count("\t") + 1
+            if got != n_fields:
+                raise InputError(path, f"has rows of unequal length: line {num} has {got} fields, "
+                                       f"the header has {n_fields}")
+
+
+def _duplicates(names: Sequence[str]) -> list[str]:
+    seen, dup = set(), []
+    for n in names:
+        if n in seen and n not in dup:
+            dup.append(n)
+        seen.add(n)
+    return dup
+
+
+def _read_numeric_table(path: Path, index_cols: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Read a tab-separated table: ``index_cols`` leading name columns, then numbers.
+
+    Returns (row names from the first column, column names, values).
+    """
+    header = _read_header(path)
+    if len(header) <= index_cols:
+        raise InputError(path, "has no data columns; is it tab-separated?")
+    try:
+        _check_field_counts(path, len(header))
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot be read ({err})") from None
+    try:
+        df = pd.read_csv(
+            path, sep="\t", header=0, index_col=None, na_values=NA_VALUES, keep_default_na=False,
+            encoding="utf-8-sig", compression="gzip" if path.suffix == ".gz" else None,
+            low_memory=False, dtype={i: str for i in range(index_cols)},
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "is empty") from None
+    except pd.errors.ParserError as err:
+        msg = str(err).strip().replace("Error tokenizing data. C error: ", "")
+        raise InputError(path, f"has rows of unequal length ({msg})") from None
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot be read ({err})") from None
+    if df.shape[0] == 0:
+        raise InputError(path, "has a header but no data rows")
+    rows = df.iloc[:, 0].astype(str).str.strip().tolist()
+    data = df.iloc[:, index_cols:]
+    bad = [c for c, dt in data.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
+    if bad:
+        col = bad[0]
+        coerced = pd.to_numeric(data[col], errors="coerce")
+        row = int(np.flatnonzero(coerced.isna() & data[col].notna())[0])
+        raise InputError(path, f"non-numeric value {data[col].iloc[row]!r} in column "
+                               f"{header[index_cols + list(data.columns).index(col)]!r}, "
+                               f"row {rows[row]!r}")
+    values = data.to_numpy(dtype=np.float64)
+    if np.isinf(values).any():
+        r, c = np.argwhere(np.isinf(values))[0]
+        raise InputError(path, f"infinite value in row {rows[r]!r}, column "
+                               f"{header[index_cols + c]!r}")
+    return rows, header[index_cols:], values
+
+
+def read_labels(path: str | Path) -> pd.Series:
+    """Read a label file: ``sample<TAB>label`` per line, no header.
+
+    Returns a Series of labels indexed by sample id; whitespace around fields is stripped.
+    """
+    path = _check_file(path)
+    try:
+        with _open_text(path) as fh:
+            lines = [ln.rstrip("\n") for ln in fh]
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot be read as text ({err})") from None
+    ids, labels = [], []
+    for num, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise InputError(path, f"line {num} is not 'sample<TAB>label': {line[:60]!r}")
+        ids.append(parts[0])
+        labels.append(parts[1])
+    if not ids:
+        raise InputError(path, "holds no labels")
+    dup = _duplicates(ids)
+    if dup:
+        raise InputError(path, f"sample id {dup[0]!r} is labelled more than once")
+    return pd.Series(labels, index=ids, dtype=object)
+
+
+def attach_labels(samples: list[str], labels: pd.Series, matrix: Path, label_file: Path) -> np.ndarray:
+    """Match labels to matrix rows by sample id, never by position."""
+    missing = [s for s in samples if s not in labels.index]
+    if missing:
+        raise InputError(label_file, f"has no label for {len(missing)} sample(s) of {matrix}, "
+                                     f"e.g. {missing[0]!r}")
+    extra = sorted(set(labels.index) - set(samples))
+    if extra:
+        raise InputError(label_file, f"labels {len(extra)} sample(s) that are not in {matrix}, "
+                                     f"e.g. {extra[0]!r}")
+    return labels.loc[samples].to_numpy(dtype=object).astype(str)
+
+
+def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
+    """Read a GEMDiff-format matrix (samples x genes) and its label file."""
+    matrix = _check_file(matrix)
+    samples, genes, values = _read_numeric_table(matrix, index_cols=1)
+    for kind, names in (("sample id", samples), ("gene", genes)):
+        dup = _duplicates(names)
+        if dup:
+            raise InputError(matrix, f"{kind} {dup[0]!r} appears more than once")
+    if any(not g for g in genes):
+        raise InputError(matrix, "has an empty gene name in its header")
+    lab = read_labels(labels)
+    y = attach_labels(samples, lab, matrix, Path(labels))
+    return GEM(values, samples, genes, y, source=str(matrix))
+
+
+def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM:
+    """Read RNAseqDB / TCGA-GTEx files (genes x samples), one or more per label.
+
+    Parameters
+    ----------
+    files
+        Label -> path or list of paths, e.g. ``{"tumor": [a], "normal": [b, c]}``. Genes are
+        intersected across files (in the first file's order).
+    """
+    parts: list[tuple[str, Path, list[str], list[str], np.ndarray]] = []
+    for label, paths in files.items():
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        for p in paths:
+            p = _check_file(p)
+            header = _read_header(p)
+            if header[0] != "Hugo_Symbol":
+                raise InputError(p, f"first column is {header[0]!r}, expected 'Hugo_Symbol' "
+                                    "(RNAseqDB format: genes x samples)")
+            n_index = 2 if len(header) > 1 and header[1] == "Entrez_Gene_Id" else 1
+            genes, samples, values = _read_numeric_table(p, index_cols=n_index)
+            for kind, names in (("gene", genes), ("sample id", samples)):
+                dup = _duplicates(names)
+                if dup:
+                    raise InputError(p, f"{kind} {dup[0]!r} appears more than once")
+            parts.append((str(label), p, genes, samples, values.T))
+    if not parts:
+        raise InputError(None, "no RNAseqDB files were given")
+    common = set(parts[0][2])
+    for _, _, genes, _, _ in parts[1:]:
+        common &= set(genes)
+    genes = [g for g in parts[0][2] if g in common]
+    if not genes:
+        raise InputError(parts[0][1], "shares no gene with the other files")
+    blocks, samples, labels = [], [], []
+    for label, p, g, s, v in parts:
+        index = {name: i for i, name in enumerate(g)}
+        blocks.append(v[:, [index[name] for name in genes]])
+        samples += s
+        labels += [label] * len(s)
+    dup = _duplicates(samples)
+    if dup:
+        raise InputError(None, f"sample id {dup[0]!r} appears in more than one RNAseqDB file")
+    return GEM(np.concatenate(blocks), samples, genes, np.array(labels),
+               source=", ".join(str(p[1]) for p in parts))
+
+
+def read_h5ad(path: str | Path, label_key: str) -> GEM:
+    """Read an AnnData file; labels from ``obs[label_key]``."""
+    import anndata
+
+    path = _check_file(path)
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as err:  # h5py raises many types for a file that is not HDF5
+        raise InputError(path, f"cannot be read as .h5ad ({type(err).__name__}: {err})") from None
+    if label_key not in adata.obs.columns:
+        raise InputError(path, f"obs has no column {label_key!r}; columns are "
+                               f"{list(adata.obs.columns)}")
+    x = adata.X
+    values = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    samples, genes = list(map(str, adata.obs_names)), list(map(str, adata.var_names))
+    for kind, names in (("sample id", samples), ("gene", genes)):
+        dup = _duplicates(names)
+        if dup:
+            raise InputError(path, f"{kind} {dup[0]!r} appears more than once")
+    if np.isinf(values).any():
+        raise InputError(path, "holds infinite values")
+    labels = adata.obs[label_key]
+    if labels.isna().any():
+        raise InputError(path, f"obs[{label_key!r}] has missing labels")
+    return GEM(values, samples, genes, labels.astype(str).str.strip().to_numpy(), source=str(path))
+
+
+def read_gmt(path: str | Path) -> dict[str, list[str]]:
+    """Read a GMT gene-set library: name, description, genes... per line."""
+    path = _check_file(path)
+    sets: dict[str, list[str]] = {}
+    with _open_text(path) as fh:
+        for num, line in enumerate(fh, start=1):
+            parts = [p.strip() for p in line.rstrip("\n").split("\t")]
+            if not parts[0]:
+                continue
+            if len(parts) < 3:
+                raise InputError(path, f"line {num} is not 'name<TAB>description<TAB>genes...'")
+            genes = list(dict.fromkeys(g for g in parts[2:] if g))
+            sets[parts[0]] = genes
+    if not sets:
+        raise InputError(path, "holds no gene sets")
+    return sets

@@ -1,0 +1,1 @@
+"""Denoiser, Gaussian diffusion, LightningModule and EMA."""

@@ -1,0 +1,137 @@
+"""The noise predictor: a transformer mapping (x_t, t, y) -> eps. Pure torch; knows no schedule.
+
+Tokenisation decides what attention can relate:
+
+- ``gene``: one token per gene (value embedding + learned gene embedding); attention relates genes.
+- ``patch``: ``patch_size`` consecutive genes per token.
+- ``single``: all genes in one token, as the reference implementation; attention then has
+  nothing to attend across and the network is an MLP with extra steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gemdiff.data.preprocess import check_choice
+
+Tokenization = Literal["gene", "patch", "single"]
+
+
+@dataclass
+class DenoiserConfig:
+    """Arguments of :class:`TransformerDenoiser`; stored in checkpoints as a plain dict."""
+
+    n_genes: int
+    n_classes: int  # 0 trains an unconditional model
+    d_model: int = 128
+    depth: int = 4
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    tokenization: str = "gene"
+    patch_size: int = 8
+
+    def __post_init__(self):
+        check_choice("tokenization", self.tokenization, Tokenization)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @property
+    def token_size(self) -> int:
+        """Genes per token."""
+        return {"gene": 1, "patch": self.patch_size, "single": self.n_genes}[self.tokenization]
+
+    @property
+    def n_tokens(self) -> int:
+        return math.ceil(self.n_genes / self.token_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps: (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]  # (B, half)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, d: int, n_heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        hidden = int(d * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d),
+                                 nn.Dropout(dropout))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, N, D = h.shape
+        q, k, v = self.qkv(self.ln1(h)).view(B, N, 3, self.n_heads, D // self.n_heads).unbind(2)
+        # (B, heads, N, d_head) each
+        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           dropout_p=self.dropout if self.training else 0.0)
+        h = h + self.proj(a.transpose(1, 2).reshape(B, N, D))
+        return h + self.mlp(self.ln2(h))
+
+
+class TransformerDenoiser(nn.Module):
+    """eps_theta(x_t, t, y): genes -> tokens -> transformer -> genes.
+
+    The timestep embedding and the class embedding are added to every token, next to the
+    learned position (gene) embedding. Class index ``n_classes`` is the "no class" token used
+    for unconditional prediction (classifier-free guidance).
+    """
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = c = config
+        d = c.d_model
+        self.pad = c.n_tokens * c.token_size - c.n_genes
+        self.embed = nn.Linear(c.token_size, d)
+        self.pos = nn.Parameter(torch.randn(1, c.n_tokens, d) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
+        self.blocks = nn.ModuleList(Block(d, c.n_heads, c.mlp_ratio, c.dropout)
+                                    for _ in range(c.depth))
+        self.ln_out = nn.LayerNorm(d)
+        self.out = nn.Linear(d, c.token_size)
+        # Start by predicting zero noise: a stable beginning for diffusion training.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.n_classes
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict the noise in ``x`` (B, n_genes) at steps ``t`` (B,) for classes ``y`` (B,)."""
+        c = self.config
+        B = x.shape[0]
+        if self.pad:
+            x = F.pad(x, (0, self.pad))
+        h = self.embed(x.view(B, c.n_tokens, c.token_size)) + self.pos  # (B, n_tokens, d)
+        cond = self.time_mlp(timestep_embedding(t, c.d_model))  # (B, d)
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((B,), self.null_class, dtype=torch.long, device=x.device)
+            cond = cond + self.class_emb(y)
+        h = h + cond[:, None, :]
+        for block in self.blocks:
+            h = block(h)
+        eps = self.out(self.ln_out(h))  # (B, n_tokens, token_size)
+        return eps.reshape(B, -1)[:, : c.n_genes]

@@ -1,0 +1,212 @@
+"""Gaussian diffusion: noise schedules, the training loss, DDPM sampling and DDIM encode/decode.
+
+The network is passed in as ``eps_fn(x_t, t, y) -> eps``; this class knows nothing of its
+architecture. Notation follows the paper (and Ho et al. 2020, Song et al. 2021), with
+``alpha_bar`` for the paper's alpha_t (the cumulative product of 1 - beta).
+
+Schedules are computed in float64 and kept as float64 buffers; coefficients are cast to the
+data's dtype only at use, so long DDIM encode/decode chains do not drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from gemdiff.data.preprocess import check_choice
+
+Schedule = Literal["linear", "cosine"]
+EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+CLEAN = -1  # level index of the data itself (alpha_bar = 1)
+
+
+def make_betas(schedule: str, timesteps: int) -> np.ndarray:
+    """beta_1..beta_T in float64.
+
+    ``linear``: Ho et al. (1e-4 to 0.02 at T = 1000, rescaled for other T).
+    ``cosine``: Nichol & Dhariwal, alpha_bar(t) = cos^2((t/T + s) / (1 + s) * pi / 2), s = 0.008,
+    betas capped at 0.999.
+    """
+    check_choice("schedule", schedule, Schedule)
+    if schedule == "linear":
+        scale = 1000.0 / timesteps
+        return np.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=np.float64)
+    s = 0.008
+    f = lambda u: math.cos((u / timesteps + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    return np.array([min(1 - f(i + 1) / f(i), 0.999) for i in range(timesteps)], dtype=np.float64)
+
+
+@dataclass
+class DiffusionOutput:
+    """Result of a sampling, encoding or decoding run."""
+
+    x: torch.Tensor  # (B, n_genes) final state
+    levels: list[int] = field(default_factory=list)  # timestep of each recorded state (-1 = data)
+    trajectory: list[torch.Tensor] = field(default_factory=list)  # recorded states, (B, n_genes)
+
+
+class GaussianDiffusion(nn.Module):
+    """The forward process q(x_t | x_0) and its learned reverse.
+
+    Parameters
+    ----------
+    schedule
+        ``linear`` or ``cosine``.
+    timesteps
+        T, the number of diffusion steps (1000 in the paper).
+    clip_x0
+        Clip the predicted x_0 to [-1, 1] during DDPM sampling (the data's range). DDIM
+        encode/decode never clips, so that it stays invertible.
+    """
+
+    def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = True):
+        super().__init__()
+        self.schedule, self.timesteps, self.clip_x0 = schedule, timesteps, clip_x0
+        betas = torch.from_numpy(make_betas(schedule, timesteps))
+        alpha_bar = torch.cumprod(1.0 - betas, dim=0)
+        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+        buffers = {
+            "betas": betas,
+            "alpha_bar": alpha_bar,
+            "alpha_bar_prev": alpha_bar_prev,
+            # Posterior q(x_{t-1} | x_t, x_0): variance and the two coefficients of its mean.
+            "posterior_var": betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar),
+            "posterior_c0": betas * alpha_bar_prev.sqrt() / (1.0 - alpha_bar),
+            "posterior_ct": (1.0 - alpha_bar_prev) * (1.0 - betas).sqrt() / (1.0 - alpha_bar),
+        }
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=False)
+
+    def config(self) -> dict:
+        return {"schedule": self.schedule, "timesteps": self.timesteps, "clip_x0": self.clip_x0}
+
+    def _ab(self, level: int, like: torch.Tensor) -> torch.Tensor:
+        """alpha_bar at a level (``CLEAN`` = 1), as a scalar of ``like``'s dtype and device."""
+        if level == CLEAN:
+            return torch.ones((), dtype=like.dtype, device=like.device)
+        return self.alpha_bar[level].to(like.dtype)
+
+    # ---- training -----------------------------------------------------------------------
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Eq. 3: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
+        ab = self.alpha_bar[t].to(x0.dtype)[:, None]
+        return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+
+    def loss(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
+             t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 5, L_simple: E ||eps - eps_theta(x_t, t, y)||^2 with t ~ U{0..T-1}."""
+        if t is None:
+            t = torch.randint(self.timesteps, (x0.shape[0],), device=x0.device)
+        if noise is None:
+            noise = torch.randn_like(x0)
+        return torch.mean((noise - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
+
+    # ---- sampling -------------------------------------------------------------------------
+
+    def predict_x0(self, x_t: torch.Tensor, level: int, eps: torch.Tensor) -> torch.Tensor:
+        """Eq. 6: f_theta(x_t) = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+        ab = self._ab(level, x_t)
+        return (x_t - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+
+    def ddpm_step(self, eps_fn: EpsFn, x_t: torch.Tensor, t: int, y: torch.Tensor | None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """One ancestral step x_t -> x_{t-1} (Ho et al. 2020, Eqs. 6-7 there).
+
+        (1) eps = eps_theta(x_t, t, y)
+        (2) x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]
+        (3) mu = c0_t x0_hat + ct_t x_t, the posterior mean of q(x_{t-1} | x_t, x0_hat)
+        (4) x_{t-1} = mu + sqrt(beta_tilde_t) z, z ~ N(0, I), and no noise at t = 0
+        """
+        tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+        eps = eps_fn(x_t, tt, y)  # (1)
+        x0 = self.predict_x0(x_t, t, eps)  # (2)
+        if self.clip_x0:
+            x0 = x0.clamp(-1.0, 1.0)
+        mean = self.posterior_c0[t].to(x_t.dtype) * x0 + self.posterior_ct[t].to(x_t.dtype) * x_t
+        if t == 0:
+            return mean
+        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        return mean + self.posterior_var[t].to(x_t.dtype).sqrt() * z  # (4)
+
+    def ddpm_sample(self, eps_fn: EpsFn, y: torch.Tensor | None, shape: tuple[int, int],
+                    generator: torch.Generator | None = None, device=None,
+                    progress: bool = False) -> DiffusionOutput:
+        """Ancestral sampling from x_T ~ N(0, I) through all T steps."""
+        x = torch.randn(shape, generator=generator, device=device)
+        for t in _progress(range(self.timesteps - 1, -1, -1), progress, "DDPM sampling"):
+            x = self.ddpm_step(eps_fn, x, t, y, generator)
+        return DiffusionOutput(x)
+
+    def ddim_levels(self, steps: int | None = None, t_end: int | None = None) -> list[int]:
+        """Levels of a DDIM chain: ``CLEAN``, then ``steps`` timesteps evenly from 0 to ``t_end``.
+
+        ``t_end`` defaults to T - 1, the last level; ``steps`` defaults to every level up to it.
+        """
+        t_end = self.timesteps - 1 if t_end is None else int(t_end)
+        if not 0 <= t_end < self.timesteps:
+            raise ValueError(f"t_end={t_end} must lie in [0, {self.timesteps - 1}]")
+        steps = t_end + 1 if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"DDIM steps must be at least 1, got {steps}")
+        grid = np.unique(np.round(np.linspace(0, t_end, min(steps, t_end + 1))).astype(int))
+        return [CLEAN] + grid.tolist()
+
+    def ddim_step(
+        self, x: torch.Tensor, eps: torch.Tensor, level: int, next_level: int
+    ) -> torch.Tensor:
+        """Deterministic DDIM move between two levels (eta = 0), up (encode) or down (decode).
+
+        (1) x0_hat = (x_s - sqrt(1 - alpha_bar_s) eps) / sqrt(alpha_bar_s)          [Eq. 6]
+        (2) x_s' = sqrt(alpha_bar_s') x0_hat + sqrt(1 - alpha_bar_s') eps      [Eq. 7, sigma = 0]
+        """
+        x0 = self.predict_x0(x, level, eps)  # (1)
+        ab_next = self._ab(next_level, x)
+        return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps  # (2)
+
+    def _ddim_chain(self, eps_fn: EpsFn, x: torch.Tensor, y: torch.Tensor | None,
+                    path: list[int], record: int, desc: str, progress: bool) -> DiffusionOutput:
+        out = DiffusionOutput(x)
+        every = max(1, (len(path) - 1) // record) if record else 0
+        if record:
+            out.levels.append(path[0])
+            out.trajectory.append(x)
+        tt = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+        for i in _progress(range(len(path) - 1), progress, desc):
+            level, next_level = path[i], path[i + 1]
+            # The network is evaluated at the current level; at the data level (alpha_bar = 1)
+            # it is asked at t = 0, the nearest level it was trained on.
+            eps = eps_fn(x, tt.fill_(max(level, 0)), y)
+            x = self.ddim_step(x, eps, level, next_level)
+            if record and ((i + 1) % every == 0 or i + 1 == len(path) - 1):
+                out.levels.append(next_level)
+                out.trajectory.append(x)
+        out.x = x
+        return out
+
+    def ddim_encode(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
+                    steps: int | None = None, t_end: int | None = None, record: int = 0,
+                    progress: bool = False) -> DiffusionOutput:
+        """Deterministic encoding x_0 -> x_{t_end} (the ODE run forward, Eq. 8 first line)."""
+        path = self.ddim_levels(steps, t_end)
+        return self._ddim_chain(eps_fn, x0, y, path, record, "DDIM encode", progress)
+
+    def ddim_decode(self, eps_fn: EpsFn, x_t: torch.Tensor, y: torch.Tensor | None,
+                    steps: int | None = None, t_end: int | None = None, record: int = 0,
+                    progress: bool = False) -> DiffusionOutput:
+        """Deterministic decoding x_{t_end} -> x_0 (Eq. 8 second line); the inverse of encode."""
+        path = self.ddim_levels(steps, t_end)[::-1]
+        return self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress)
+
+
+def _progress(it, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False, mininterval=0.5)

@@ -1,0 +1,86 @@
+"""LightningModule: wires the denoiser, the diffusion and the optimizer together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from gemdiff import constants as K
+from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
+from gemdiff.models.gaussian import GaussianDiffusion
+
+
+class GEMDiffModule(L.LightningModule):
+    """Class-conditional DDPM with a transformer noise predictor.
+
+    Parameters
+    ----------
+    n_genes, n_classes
+        Data shape, known once the data is prepared.
+    denoiser
+        Keyword arguments of :class:`~gemdiff.models.denoiser.DenoiserConfig` (width, depth,
+        tokenisation, ...). ``conditional=False`` in it trains an unconditional model.
+    diffusion
+        The :class:`~gemdiff.models.gaussian.GaussianDiffusion` (schedule and T).
+    p_uncond
+        Probability of replacing a label by the "no class" token during training, which
+        teaches the same network the unconditional prediction (classifier-free guidance).
+    lr, weight_decay, warmup_steps
+        AdamW with a linear learning-rate warm-up.
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        n_classes: int,
+        denoiser: dict[str, Any],
+        diffusion: GaussianDiffusion,
+        p_uncond: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 200,
+    ):
+        super().__init__()
+        denoiser = dict(denoiser)
+        conditional = denoiser.pop("conditional", True)
+        self.save_hyperparameters(ignore=["diffusion"])
+        self.denoiser = TransformerDenoiser(
+            DenoiserConfig(n_genes=n_genes, n_classes=n_classes if conditional else 0, **denoiser))
+        self.diffusion = diffusion
+        self.p_uncond = p_uncond if conditional else 0.0
+        # Set by the training entry point: genes, classes, preprocessing, split, config.
+        self.metadata: dict[str, Any] = {}
+
+    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
+        if self.denoiser.class_emb is None:
+            return None
+        if self.training and self.p_uncond > 0:
+            drop = torch.rand(y.shape, device=y.device) < self.p_uncond
+            y = torch.where(drop, torch.full_like(y, self.denoiser.null_class), y)
+        return y
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]),
+                                   t=batch[K.T], noise=batch[K.NOISE])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[K.X].shape[0])
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        warmup = max(1, hp.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[K.CKPT_SECTION] = {
+            "denoiser": self.denoiser.config.to_dict(),
+            "diffusion": self.diffusion.config(),
+            **self.metadata,
+        }

@@ -1,0 +1,64 @@
+"""Every experiment config composes and trains a few steps; the default config runs as a command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gemdiff.cli import config_dir
+from gemdiff.train import train
+from tests.conftest import TINY, make_config
+
+EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_a_few_steps(name, tmp_path, data_dir):
+    cfg = make_config([f"experiment={name}", *TINY], tmp_path)
+    summary = train(cfg)
+    assert summary["global_step"] == 20
+    meta = torch.load(summary["checkpoint"], weights_only=True)["gemdiff"]
+    assert len(meta["genes"]) == 16 and meta["classes"] == ["normal", "tumor"]
+
+
+def test_breast_16_uses_the_given_split(tmp_path, data_dir):
+    cfg = make_config(["experiment=breast_16", *TINY, "trainer.max_steps=2"], tmp_path)
+    summary = train(cfg)
+    assert summary["data"]["train"] == {"normal": 125, "tumor": 663}
+    assert summary["data"]["test"] == {"normal": 74, "tumor": 319}
+
+
+@pytest.mark.parametrize("overrides", [
+    ["diffusion=cosine"], ["model.denoiser.tokenization=single"],
+    ["model.denoiser.tokenization=patch", "model.denoiser.patch_size=5"],
+    ["model.denoiser.conditional=false"], ["data.scaling=per_gene", "data.train_fraction=0.5"],
+    ["logger=csv"],
+])
+def test_options_train(overrides, tmp_path):
+    summary = train(make_config([*TINY, *overrides], tmp_path))
+    assert summary["global_step"] == 20 and Path(summary["checkpoint"]).is_file()
+
+
+def test_default_command_writes_checkpoint(tmp_path):
+    """`python -m gemdiff.train` with the default config (shortened), W&B offline."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.run([sys.executable, "-m", "gemdiff.train", "trainer.max_steps=30",
+                           "trainer.val_check_interval=15", "hydra.run.dir=run"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "run" / "loss_curve.png").is_file()
+    assert any((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_help_lists_config_groups(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gemdiff.train", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for group in ("data:", "model:", "diffusion:", "experiment:", "breast_16"):
+        assert group in proc.stdout

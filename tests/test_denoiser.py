@@ -1,0 +1,56 @@
+"""The transformer noise predictor: shapes, tokenisation and conditioning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gemdiff.errors import GemdiffError
+from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
+
+
+def _net(**kw):
+    torch.manual_seed(0)
+    net = TransformerDenoiser(DenoiserConfig(**{"n_genes": 10, "n_classes": 2, "d_model": 32,
+                                                "depth": 2, "n_heads": 4, **kw}))
+    torch.nn.init.normal_(net.out.weight, std=0.1)  # the zero init would hide dependencies
+    return net
+
+
+@pytest.mark.parametrize("tok,n_tokens", [("gene", 10), ("patch", 3), ("single", 1)])
+def test_shapes(tok, n_tokens):
+    net = _net(tokenization=tok, patch_size=4)
+    assert net.config.n_tokens == n_tokens
+    out = net(torch.randn(5, 10), torch.randint(1000, (5,)), torch.randint(2, (5,)))
+    assert out.shape == (5, 10)
+
+
+def test_gene_tokens_relate_genes_through_attention():
+    net = _net(tokenization="gene")
+    x = torch.randn(1, 10, requires_grad=True)
+    out = net(x, torch.tensor([10]), torch.tensor([0]))
+    (grad,) = torch.autograd.grad(out[0, 0], x)
+    assert grad[0, 1:].abs().sum() > 0  # gene 0's prediction depends on the other genes
+
+
+def test_class_and_time_conditioning_change_the_output():
+    net = _net()
+    x, t = torch.randn(4, 10), torch.full((4,), 50)
+    a = net(x, t, torch.zeros(4, dtype=torch.long))
+    b = net(x, t, torch.ones(4, dtype=torch.long))
+    c = net(x, t + 400, torch.zeros(4, dtype=torch.long))
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+    null = net(x, t, None)  # unconditional: the "no class" token
+    assert null.shape == a.shape and not torch.allclose(null, a)
+
+
+def test_unconditional_model_ignores_labels():
+    net = _net(n_classes=0)
+    x, t = torch.randn(4, 10), torch.full((4,), 50)
+    torch.testing.assert_close(net(x, t, None), net(x, t, None))
+    assert net.class_emb is None
+
+
+def test_bad_tokenization_lists_choices():
+    with pytest.raises(GemdiffError, match="'gene', 'patch', 'single'"):
+        DenoiserConfig(n_genes=4, n_classes=2, tokenization="word")

@@ -1,0 +1,85 @@
+"""Readers on the real public files and on hand-made edge cases."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from gemdiff.data.io import read_gemdiff, read_gmt, read_h5ad, read_labels, read_rnaseqdb
+
+
+def test_breast_example_shapes_and_classes(data_dir):
+    ex = data_dir / "gemdiff_example"
+    train = read_gemdiff(ex / "example_train.txt", ex / "example_train_labels.txt")
+    test = read_gemdiff(ex / "example_test.txt", ex / "example_test_labels.txt")
+    assert train.values.shape == (788, 16) and test.values.shape == (393, 16)
+    assert train.class_counts() == {"normal": 125, "tumor": 663}
+    assert test.class_counts() == {"normal": 74, "tumor": 319}
+    assert train.genes == test.genes and train.genes[0] == "MTUS1"
+    # Empty cells are unexpressed genes, read as missing, not as zero or an error.
+    assert np.isnan(train.values).sum() > 0
+    # The test label file has Windows line endings and no final newline.
+    raw = (ex / "example_test_labels.txt").read_bytes()
+    assert b"\r\n" in raw and not raw.endswith(b"\n")
+    assert all("\r" not in s for s in test.labels)
+
+
+def test_labels_matched_by_id_not_position(tmp_path):
+    m = tmp_path / "m.tsv"
+    m.write_text("\tA\tB\ns1\t1\t2\ns2\t3\t4\ns3\t5\t6\n")
+    lab = tmp_path / "l.tsv"
+    lab.write_text("s3\ttumor\ns1\tnormal\ns2\ttumor\n")
+    gem = read_gemdiff(m, lab)
+    assert gem.samples == ["s1", "s2", "s3"]
+    assert gem.labels.tolist() == ["normal", "tumor", "tumor"]
+
+
+def test_bom_crlf_whitespace_gzip(tmp_path):
+    m = tmp_path / "m.tsv.gz"
+    with gzip.open(m, "wt", newline="") as fh:
+        fh.write("\ufeff\tA\tB\r\ns1\t1.5\tNA\r\ns2\t\t4")
+    lab = tmp_path / "l.tsv"
+    lab.write_bytes("\ufeffs1\t normal \r\ns2\ttumor  ".encode())
+    gem = read_gemdiff(m, lab)
+    assert gem.genes == ["A", "B"]
+    assert gem.labels.tolist() == ["normal", "tumor"]
+    assert gem.values[0, 0] == 1.5 and np.isnan(gem.values[0, 1]) and np.isnan(gem.values[1, 0])
+
+
+def test_read_labels_strips(tmp_path):
+    lab = tmp_path / "l.tsv"
+    lab.write_text("a\tx\n\nb\t y\n")
+    assert read_labels(lab).to_dict() == {"a": "x", "b": "y"}
+
+
+def test_kidney_rnaseqdb(data_dir):
+    d = data_dir / "rnaseqdb"
+    gem = read_rnaseqdb({"tumor": [d / "kich-rsem-fpkm-tcga-t.txt.gz"],
+                         "normal": [d / "kich-rsem-fpkm-tcga.txt.gz",
+                                    d / "kidney-rsem-fpkm-gtex.txt.gz"]})
+    assert gem.class_counts() == {"tumor": 60, "normal": 25 + 32}
+    assert gem.values.shape == (117, 19216)
+    assert gem.values.min() >= 0  # linear FPKM
+
+
+def test_hallmark_gmt(data_dir):
+    sets = read_gmt(data_dir / "genesets" / "h.all.v7.0.symbols.gmt")
+    assert len(sets) == 50 and "HALLMARK_E2F_TARGETS" in sets
+    kegg = read_gmt(data_dir / "genesets" / "enrichr.KEGG_2016.gmt")  # empty description column
+    assert all(len(g) > 0 for g in kegg.values())
+
+
+def test_h5ad_roundtrip(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    import pandas as pd
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    obs = pd.DataFrame({"state": ["a", "b", "a", "b"]}, index=[f"c{i}" for i in range(4)])
+    var = pd.DataFrame(index=["g1", "g2", "g3"])
+    path = tmp_path / "x.h5ad"
+    anndata.AnnData(x, obs=obs, var=var).write_h5ad(path)
+    gem = read_h5ad(path, "state")
+    assert gem.values.shape == (4, 3) and gem.genes == ["g1", "g2", "g3"]
+    assert gem.labels.tolist() == ["a", "b", "a", "b"]
