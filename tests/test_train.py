@@ -78,3 +78,14 @@ def test_perturbation_moves_the_planted_drivers(trained_synthetic):
     score = (moved - x[src]).abs().mean(0)
     top = {model.genes[i] for i in score.argsort(descending=True)[: len(truth.drivers)].tolist()}
     assert len(top & set(truth.drivers)) >= len(truth.drivers) - 1
+
+
+def test_summary_names_the_checkpoint_really_written(tmp_path):
+    """A second run into the same folder must not report the first run's checkpoint."""
+    from gemdiff.train import train
+    from tests.conftest import TINY, make_config
+
+    first = train(make_config([*TINY, "trainer.max_steps=4"], tmp_path))
+    second = train(make_config([*TINY, "trainer.max_steps=6"], tmp_path))
+    assert first["checkpoint"] != second["checkpoint"]
+    assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 6

@@ -71,10 +71,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         _finish_loggers(loggers)
 
-    ckpt = output_dir / "checkpoints" / "last.ckpt"
+    # The path the checkpoint callback really wrote (last-v1.ckpt if last.ckpt existed).
+    ckpt_cb = trainer.checkpoint_callback
+    ckpt = Path(ckpt_cb.last_model_path) if ckpt_cb and ckpt_cb.last_model_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {
-        "checkpoint": str(ckpt) if ckpt.exists() else None,
+        "checkpoint": str(ckpt) if ckpt and ckpt.exists() else None,
         "global_step": int(trainer.global_step),
         "metrics": metrics,
         "data": data.summary(),
