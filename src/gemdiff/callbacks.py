@@ -26,17 +26,27 @@ class Checkpoint(ModelCheckpoint):
 
 
 class LossHistory(L.Callback):
-    """Records the training loss every ``every`` steps and the validation loss; at the end
-    writes ``loss.tsv`` and ``loss_curve.png`` into ``output_dir``."""
+    """Records the mean training loss of every ``every`` steps and the validation loss; at the
+    end writes ``loss.tsv`` and ``loss_curve.png`` into ``output_dir``.
+
+    Losses are summed on the device and read once per window, not once per step.
+    """
 
     def __init__(self, output_dir: str, every: int = 25):
         self.output_dir, self.every = Path(output_dir), every
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
+        self._sum, self._count = None, 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % self.every == 0 and outputs is not None:
-            self.train.append((trainer.global_step, float(outputs["loss"])))
+        if outputs is None:
+            return
+        loss = outputs["loss"].detach()
+        self._sum = loss if self._sum is None else self._sum + loss
+        self._count += 1
+        if trainer.global_step % self.every == 0:
+            self.train.append((trainer.global_step, float(self._sum) / self._count))
+            self._sum, self._count = None, 0
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if "val/loss" in trainer.callback_metrics and not trainer.sanity_checking:
