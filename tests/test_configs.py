@@ -62,3 +62,14 @@ def test_help_lists_config_groups(tmp_path):
     assert proc.returncode == 0
     for group in ("data:", "model:", "diffusion:", "experiment:", "breast_16"):
         assert group in proc.stdout
+
+
+def test_gemdiff_command_dispatches(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gemdiff", *a], cwd=tmp_path,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    top = run("--help")
+    assert top.returncode == 0 and "train" in top.stdout and "download" in top.stdout
+    assert run("train", "--help").returncode == 0
+    assert "gemdiff_example" in run("download", "--list").stdout
+    bad = run("bogus")
+    assert bad.returncode == 2 and "unknown subcommand" in bad.stderr

@@ -106,8 +106,9 @@ def _fetch(f: RemoteFile, target: Path, dataset: str, timeout: float) -> Path:
         except (urllib.error.URLError, OSError) as err:
             part.unlink(missing_ok=True)
             reason = getattr(err, "reason", err)
-            raise GemdiffError(f"cannot download {f.url} ({reason}); without network, place "
-                               f"the file at {dest} (and the rest of {dataset} in {target})") from None
+            raise GemdiffError(
+                f"cannot download {f.url} ({reason}); without network, place the file at "
+                f"{dest} (and the rest of {dataset} in {target})") from None
         got = sha256(part)
         if got != f.sha256:
             part.unlink()
@@ -118,7 +119,8 @@ def _fetch(f: RemoteFile, target: Path, dataset: str, timeout: float) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gemdiff download", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gemdiff download", description="Fetch a public dataset and verify its checksums.")
     parser.add_argument("dataset", nargs="?", choices=sorted(DATASETS), help="dataset to fetch")
     parser.add_argument("--data-dir", default=os.environ.get("GEMDIFF_DATA_DIR", "./data"),
                         help="where datasets live (default: $GEMDIFF_DATA_DIR or ./data)")

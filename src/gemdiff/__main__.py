@@ -1,0 +1,46 @@
+"""The ``gemdiff`` command: ``gemdiff <subcommand> [Hydra overrides or options]``.
+
+    gemdiff train experiment=breast_16 trainer.max_steps=2000
+    gemdiff download gemdiff_example --data-dir ./data
+    gemdiff train --help
+"""
+
+from __future__ import annotations
+
+import sys
+
+SUBCOMMANDS = {
+    "train": "train a class-conditional diffusion model (Hydra app: overrides follow)",
+    "download": "fetch a public dataset into the data folder and verify its checksums",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: gemdiff <subcommand> [args...]", "", "subcommands:"]
+    lines += [f"  {name:10s} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "`gemdiff <subcommand> --help` describes each one."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in SUBCOMMANDS:
+        print(f"gemdiff: error: unknown subcommand {cmd!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if cmd == "download":
+        from gemdiff.data.download import main as download
+
+        return download(rest)
+    from gemdiff.train import main as train
+
+    sys.argv = [f"gemdiff {cmd}", *rest]  # Hydra parses sys.argv
+    train()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
