@@ -10,7 +10,7 @@ test-full:
 	python -m pytest -m "slow or not slow"
 
 lint:
-	ruff check src tests
+	ruff check src tests experiments benchmarks
 
 demo:
 	python -m gemdiff.train

@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from gemdiff.cli import config_dir
+from gemdiff.cli import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -36,13 +34,10 @@ def data_dir() -> Path:
 
 def make_config(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """Compose the real config with overrides, writing into ``output_dir``; no Hydra run dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        data = shared_data_dir()
-        if data is not None:
+    cfg = compose_config(overrides, output_dir, config_name)
+    data = shared_data_dir()
+    if data is not None:
+        with open_dict(cfg):
             cfg.paths.data_dir = str(data)
     return cfg
 

@@ -57,3 +57,20 @@ def hydra_output_dir() -> tuple[Path | None, str]:
         return None, ""
     hc = HydraConfig.get()
     return Path(hc.runtime.output_dir), hc.job.name
+
+
+def compose_config(overrides: list[str], output_dir: str | Path, config_name: str = "train"):
+    """Compose the real config outside a Hydra run (tests, notebooks, experiment drivers).
+
+    ``paths.output_dir`` is set to ``output_dir``, since no Hydra run folder exists.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg

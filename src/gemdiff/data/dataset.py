@@ -144,7 +144,7 @@ def prepare_data(
         bad = missing_genes(train.values)
         if test is not None:
             bad |= missing_genes(test.values)
-        genes = [g for g, b in zip(genes, bad) if not b]
+        genes = [g for g, b in zip(genes, bad, strict=True) if not b]
         if not genes:
             raise InputError(train.source, "every selected gene has a missing value, so "
                                            "nan_policy='drop' leaves none; use 'replace'")

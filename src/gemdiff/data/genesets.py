@@ -1,4 +1,4 @@
-"""Choosing the genes a model is trained on: all, N random, a list, a gene set or a subset of one."""
+"""Choosing the genes to train on: all, N random, a list, a gene set or a subset of one."""
 
 from __future__ import annotations
 

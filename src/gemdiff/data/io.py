@@ -50,7 +50,7 @@ class GEM:
 
     def class_counts(self) -> dict[str, int]:
         names, counts = np.unique(self.labels, return_counts=True)
-        return {str(n): int(c) for n, c in zip(names, counts)}
+        return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
     def take_genes(self, genes: Sequence[str]) -> "GEM":
         index = {g: i for i, g in enumerate(self.genes)}
@@ -197,7 +197,9 @@ def read_labels(path: str | Path) -> pd.Series:
     return pd.Series(labels, index=ids, dtype=object)
 
 
-def attach_labels(samples: list[str], labels: pd.Series, matrix: Path, label_file: Path) -> np.ndarray:
+def attach_labels(
+    samples: list[str], labels: pd.Series, matrix: Path, label_file: Path
+) -> np.ndarray:
     """Match labels to matrix rows by sample id, never by position."""
     missing = [s for s in samples if s not in labels.index]
     if missing:
@@ -260,7 +262,7 @@ def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM
     if not genes:
         raise InputError(parts[0][1], "shares no gene with the other files")
     blocks, samples, labels = [], [], []
-    for label, p, g, s, v in parts:
+    for label, _, g, s, v in parts:
         index = {name: i for i, name in enumerate(g)}
         blocks.append(v[:, [index[name] for name in genes]])
         samples += s

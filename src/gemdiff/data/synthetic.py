@@ -29,7 +29,7 @@ class SyntheticGEM:
 
     gem: GEM
     drivers: list[str]
-    shifts: dict[str, float]  # driver gene -> mean change (log2 units) from the first class to the second
+    shifts: dict[str, float]  # driver -> mean change (log2 units), first class to second
 
 
 def simulate_gem(
