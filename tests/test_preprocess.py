@@ -58,7 +58,7 @@ def test_global_scaling_keeps_relative_gene_ranges():
 def test_state_dict_is_plain_data():
     p = Preprocessor().fit(np.random.default_rng(0).normal(5, 1, (10, 3)))
     state = p.state_dict()
-    assert all(isinstance(v, (str, list)) for v in state.values())
+    assert all(isinstance(v, (str, list, float)) for v in state.values())
     q = Preprocessor.from_state_dict(state)
     np.testing.assert_array_equal(q.transform(np.ones((2, 3))), p.transform(np.ones((2, 3))))
 
@@ -101,3 +101,15 @@ def test_drop_policy_removes_genes_with_missing():
     d = prepare_data(gem, nan_policy="drop")
     assert d.genes == ["g0", "g1", "g3", "g4"]
     assert prepare_data(gem, nan_policy="replace").n_genes == 5
+
+
+def test_snap_unexpressed_uses_training_floor():
+    x = np.array([[np.nan, 3.0], [0.0, 5.0], [1.0, np.nan]])  # log2: smallest expressed n = 1
+    p = Preprocessor().fit(x)
+    assert p.floor == pytest.approx(0.5)  # half of log2(1 + 1)
+    z = p.transform(x)
+    zero = z[0, 0]  # an unexpressed cell
+    tiny = p.transform(np.array([[np.log2(0.2), 3.0]]))  # n = 0.2: log2(1.2) = 0.26 < 0.5
+    snapped = p.snap_unexpressed(tiny)
+    assert snapped[0, 0] == zero and snapped[0, 1] == tiny[0, 1]
+    assert np.isnan(p.inverse_transform(snapped)[0, 0])  # written back as missing

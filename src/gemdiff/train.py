@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import gemdiff
 from gemdiff.cli import config_dir, hydra_output_dir, user_errors
+from gemdiff.outputs import write_json
 
 log = logging.getLogger("gemdiff.train")
 
@@ -82,9 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "data": data.summary(),
     }
     if trainer.is_global_zero:
-        tmp = output_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, output_dir / "summary.json")
+        write_json(summary, output_dir / "summary.json")
         log.info("checkpoint: %s", summary["checkpoint"])
     return summary
 

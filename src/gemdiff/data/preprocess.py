@@ -51,8 +51,11 @@ def to_log2p1(values: np.ndarray, input_scale: InputScale, source: str = "") -> 
 
 
 def from_log2p1(values: np.ndarray, input_scale: InputScale) -> np.ndarray:
-    """Inverse of :func:`to_log2p1`; unexpressed genes come back as NaN on the log2 scale."""
-    n = np.clip(np.exp2(values) - 1.0, 0.0, None)
+    """Inverse of :func:`to_log2p1`; unexpressed genes come back as NaN on the log2 scale.
+
+    Values are capped at 2**60 (no expression is that high) so that nothing overflows to inf.
+    """
+    n = np.clip(np.exp2(np.clip(values, None, 60.0)) - 1.0, 0.0, None)
     if input_scale == "linear":
         return n
     with np.errstate(divide="ignore"):
@@ -70,6 +73,9 @@ class Preprocessor:
     scaling: str = "global"
     lo: list[float] = field(default_factory=list)
     hi: list[float] = field(default_factory=list)
+    # Half the smallest expressed value seen in training, in log2(n + 1) units: generated
+    # values below it are called unexpressed, like the zeros of real data.
+    floor: float = 0.0
 
     def __post_init__(self):
         check_choice("input_scale", self.input_scale, InputScale)
@@ -79,6 +85,8 @@ class Preprocessor:
     def fit(self, values: np.ndarray, source: str = "") -> "Preprocessor":
         """Fit the min-max range on (training) values in input units."""
         v = to_log2p1(values, self.input_scale, source)
+        expressed = v[v > 0]
+        self.floor = float(expressed.min() / 2) if expressed.size else 0.0
         if self.scaling == "global":
             self.lo, self.hi = [float(v.min())], [float(v.max())]
         else:
@@ -103,6 +111,14 @@ class Preprocessor:
     def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
         """[-1, 1] -> input units (float64)."""
         return from_log2p1(self.to_log2p1_scale(scaled), self.input_scale)
+
+    def snap_unexpressed(self, scaled: np.ndarray) -> np.ndarray:
+        """Set generated values below the detection floor to exactly unexpressed (0 in
+        log2(n + 1) units), the point mass real data has and a continuous model lacks."""
+        lo, span = self._range()
+        zero = 2.0 * (0.0 - lo) / span - 1.0  # the scaled value of log2(0 + 1)
+        below = self.to_log2p1_scale(scaled) < self.floor
+        return np.where(below, zero, scaled).astype(np.asarray(scaled).dtype)
 
     def to_log2p1_scale(self, scaled: np.ndarray) -> np.ndarray:
         """[-1, 1] -> log2(n + 1) units, for changes reported in log2 fold terms."""

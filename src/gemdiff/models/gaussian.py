@@ -158,7 +158,8 @@ class GaussianDiffusion(nn.Module):
         return [CLEAN] + grid.tolist()
 
     def ddim_step(
-        self, x: torch.Tensor, eps: torch.Tensor, level: int, next_level: int
+        self, x: torch.Tensor, eps: torch.Tensor, level: int, next_level: int,
+        clip_x0: bool = False,
     ) -> torch.Tensor:
         """Deterministic DDIM move between two levels (eta = 0), up (encode) or down (decode).
 
@@ -166,11 +167,15 @@ class GaussianDiffusion(nn.Module):
         (2) x_s' = sqrt(alpha_bar_s') x0_hat + sqrt(1 - alpha_bar_s') eps      [Eq. 7, sigma = 0]
         """
         x0 = self.predict_x0(x, level, eps)  # (1)
+        if clip_x0:
+            x0 = x0.clamp(-1.0, 1.0)
+            eps = (x - self._ab(level, x).sqrt() * x0) / (1.0 - self._ab(level, x)).sqrt()
         ab_next = self._ab(next_level, x)
         return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps  # (2)
 
     def _ddim_chain(self, eps_fn: EpsFn, x: torch.Tensor, y: torch.Tensor | None,
-                    path: list[int], record: int, desc: str, progress: bool) -> DiffusionOutput:
+                    path: list[int], record: int, desc: str, progress: bool,
+                    clip_x0: bool = False) -> DiffusionOutput:
         out = DiffusionOutput(x)
         every = max(1, (len(path) - 1) // record) if record else 0
         if record:
@@ -182,7 +187,7 @@ class GaussianDiffusion(nn.Module):
             # The network is evaluated at the current level; at the data level (alpha_bar = 1)
             # it is asked at t = 0, the nearest level it was trained on.
             eps = eps_fn(x, tt.fill_(max(level, 0)), y)
-            x = self.ddim_step(x, eps, level, next_level)
+            x = self.ddim_step(x, eps, level, next_level, clip_x0)
             if record and ((i + 1) % every == 0 or i + 1 == len(path) - 1):
                 out.levels.append(next_level)
                 out.trajectory.append(x)
@@ -198,10 +203,14 @@ class GaussianDiffusion(nn.Module):
 
     def ddim_decode(self, eps_fn: EpsFn, x_t: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
-                    progress: bool = False) -> DiffusionOutput:
-        """Deterministic decoding x_{t_end} -> x_0 (Eq. 8 second line); the inverse of encode."""
+                    progress: bool = False, clip_x0: bool = False) -> DiffusionOutput:
+        """Deterministic decoding x_{t_end} -> x_0 (Eq. 8 second line); the inverse of encode.
+
+        ``clip_x0`` clips each predicted x_0 to [-1, 1] (and re-derives eps from it): right for
+        sampling from noise, wrong for inversion, which must stay exactly invertible.
+        """
         path = self.ddim_levels(steps, t_end)[::-1]
-        return self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress)
+        return self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress, clip_x0)
 
 
 def _progress(it, enabled: bool, desc: str):
