@@ -11,6 +11,8 @@ import sys
 
 SUBCOMMANDS = {
     "train": "train a class-conditional diffusion model (Hydra app: overrides follow)",
+    "sample": "generate synthetic expression per class from a checkpoint (augmentation)",
+    "perturb": "carry samples of one class to another and score the genes that move",
     "download": "fetch a public dataset into the data folder and verify its checksums",
 }
 
@@ -35,10 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         from gemdiff.data.download import main as download
 
         return download(rest)
-    from gemdiff.train import main as train
+    import importlib
 
+    app = importlib.import_module(f"gemdiff.{cmd}").main
     sys.argv = [f"gemdiff {cmd}", *rest]  # Hydra parses sys.argv
-    train()
+    app()
     return 0
 
 

@@ -33,6 +33,33 @@ class TrainedModel:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def eps_fn(self, guidance: float = 1.0):
+        """The noise predictor as ``eps(x_t, t, y)``, with classifier-free guidance.
+
+        ``guidance`` w gives eps_uncond + w (eps_cond - eps_uncond): 1 is the plain conditional
+        model, larger values push samples further toward the class. Both predictions come from
+        one batched forward pass.
+        """
+        net = self.denoiser
+        if guidance == 1.0 or net.class_emb is None:
+            return net
+
+        def guided(x, t, y):
+            null = torch.full_like(y, net.null_class)
+            eps = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
+            cond, uncond = eps.chunk(2)
+            return uncond + guidance * (cond - uncond)
+
+        return guided
+
+    def data(self):
+        """The data the model was trained on: same genes, split, classes and scaling."""
+        from gemdiff.data.dataset import prepare_from_checkpoint
+
+        return prepare_from_checkpoint(self.config["data"]["source"], self.genes, self.classes,
+                                       self.preprocessor, self.meta["train_ids"],
+                                       self.meta["test_ids"])
+
     def class_index(self, name: str, source: str | None = None) -> int:
         """Index of a class by name; an unknown name is a user error listing the valid ones."""
         if name not in self.classes:

@@ -1,9 +1,22 @@
-"""Distribution and classification metrics for real versus generated expression (vectorised)."""
+"""Metrics for generated and perturbed expression against real data (vectorised, no Python loops
+over sample pairs). Inputs are arrays on the model's scaled [-1, 1] scale unless stated.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score, silhouette_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neighbors import NearestNeighbors
+from sklearn.svm import SVC
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=torch.float64)
 
 
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -17,10 +30,195 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, gamma: float | None = None) -> float:
     ``gamma`` defaults to 1 / n_genes (the paper's choice on scaled data). The biased
     (V-statistic) estimate mean k(x, x') + mean k(y, y') - 2 mean k(x, y) is >= 0.
     """
-    xt = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    xt, yt = _t(x), _t(y)
     gamma = 1.0 / xt.shape[1] if gamma is None else gamma
     kxx = torch.exp(-gamma * _sq_dists(xt, xt)).mean()
     kyy = torch.exp(-gamma * _sq_dists(yt, yt)).mean()
     kxy = torch.exp(-gamma * _sq_dists(xt, yt)).mean()
     return float(kxx + kyy - 2 * kxy)
+
+
+def mmd_multiscale(
+    x: np.ndarray, y: np.ndarray, scales: tuple[float, ...] = (0.5, 1.0, 2.0)
+) -> float:
+    """Squared MMD averaged over Gaussian kernels whose bandwidths are ``scales`` times the
+    median pairwise distance of the pooled samples (the median heuristic)."""
+    xt, yt = _t(x), _t(y)
+    pooled = torch.cat([xt, yt])
+    d2 = _sq_dists(pooled, pooled)
+    median = d2[torch.triu_indices(len(pooled), len(pooled), 1).unbind()].median().sqrt()
+    n = len(xt)
+    total = 0.0
+    for s in scales:
+        k = torch.exp(-d2 / (2 * (s * median) ** 2))
+        total += float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
+    return total / len(scales)
+
+
+def fit_svm(x: np.ndarray, y: np.ndarray) -> SVC:
+    """The paper's classifier: an RBF support vector machine on scaled expression."""
+    return SVC(kernel="rbf").fit(x, y)
+
+
+def c2st_auc(real: np.ndarray, other: np.ndarray, seed: int = 0) -> float:
+    """Classifier two-sample test: cross-validated ROC AUC of telling ``other`` from ``real``.
+
+    0.5 means indistinguishable; 1.0 means perfectly separable. Gradient-boosted trees, 5 folds.
+    """
+    x = np.concatenate([real, other])
+    y = np.r_[np.zeros(len(real)), np.ones(len(other))]
+    clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    p = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, p))
+
+
+def dcr_ratio(synthetic: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    """Distance to closest record: median distance from each synthetic sample to its nearest
+    training sample, over the same for real test samples. Near or above 1: no memorisation;
+    well below 1: the generator copies training samples."""
+    nn = NearestNeighbors(n_neighbors=1).fit(train)
+    d_syn = nn.kneighbors(synthetic)[0][:, 0]
+    d_test = nn.kneighbors(test)[0][:, 0]
+    return float(np.median(d_syn) / np.median(d_test))
+
+
+def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette score by class in gene space (Euclidean)."""
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(silhouette_score(x, labels))
+
+
+def umap_embed(
+    x: np.ndarray, n_neighbors: int = 90, min_dist: float = 0.3, seed: int = 0
+) -> np.ndarray:
+    """2-D UMAP (the paper's n_neighbors=90, min_dist=0.3; fewer neighbours for small data)."""
+    import umap
+
+    n_neighbors = max(2, min(n_neighbors, len(x) - 1))
+    return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
+                     n_jobs=1).fit_transform(x)
+
+
+def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of range(n), for null references."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[: n // 2], perm[n // 2:]
+
+
+@dataclass
+class AugmentationMetrics:
+    """Synthetic versus real samples (``metrics.json`` of ``gemdiff.sample``)."""
+
+    mmd: float
+    mmd_baseline: float
+    mmd_ratio: float
+    mmd_null: float
+    mmd_multiscale: float
+    svm_acc_test: float
+    svm_acc_synthetic: float
+    tstr_acc: float
+    c2st_auc: float
+    c2st_auc_null: float
+    dcr_ratio: float
+    silhouette: float
+    silhouette_real: float
+    silhouette_umap: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: int = 0,
+                         with_umap: bool = False) -> AugmentationMetrics:
+    """All augmentation metrics of the issue's definition.
+
+    ``mmd``: synthetic vs real test; ``mmd_baseline``: real train vs real test; ``mmd_null``:
+    two random halves of real test. ``svm_acc_*``: an SVM fit on real train, scored on real
+    test and on the synthetic samples; ``tstr_acc``: fit on synthetic, scored on real test.
+    ``c2st_auc``: real test vs synthetic (null: two halves of real test).
+    """
+    mmd = mmd_rbf(x_syn, x_test)
+    base = mmd_rbf(x_train, x_test)
+    a, b = random_halves(len(x_test), seed)
+    svm = fit_svm(x_train, y_train)
+    tstr = float("nan")
+    if len(np.unique(y_syn)) > 1:
+        tstr = fit_svm(x_syn, y_syn).score(x_test, y_test)
+    sil_umap = None
+    if with_umap:
+        sil_umap = silhouette(umap_embed(x_syn, seed=seed), y_syn)
+    return AugmentationMetrics(
+        mmd=mmd, mmd_baseline=base, mmd_ratio=mmd / base if base > 0 else float("inf"),
+        mmd_null=mmd_rbf(x_test[a], x_test[b]),
+        mmd_multiscale=mmd_multiscale(x_syn, x_test),
+        svm_acc_test=float(svm.score(x_test, y_test)),
+        svm_acc_synthetic=float(svm.score(x_syn, y_syn)),
+        tstr_acc=float(tstr),
+        c2st_auc=c2st_auc(x_test, x_syn, seed),
+        c2st_auc_null=c2st_auc(x_test[a], x_test[b], seed),
+        dcr_ratio=dcr_ratio(x_syn, x_train, x_test),
+        silhouette=silhouette(x_syn, y_syn),
+        silhouette_real=silhouette(x_test, y_test),
+        silhouette_umap=sil_umap,
+    )
+
+
+@dataclass
+class PerturbationMetrics:
+    """Source samples carried to the target class (``metrics.json`` of ``gemdiff.perturb``)."""
+
+    n_samples: int
+    frac_to_target: float
+    frac_to_target_before: float
+    mmd_to_target: float
+    mmd_target_baseline: float
+    mmd_to_target_ratio: float
+    mmd_source_to_target: float
+    cycle_error: float
+    transport_cost: float
+    ot_cost: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ot_cost(source: np.ndarray, target: np.ndarray) -> float:
+    """Exact optimal-transport cost (squared Euclidean, uniform weights) between two samples."""
+    import ot
+
+    cost = ot.dist(np.asarray(source, np.float64), np.asarray(target, np.float64))
+    return float(ot.emd2(np.full(len(source), 1 / len(source)),
+                         np.full(len(target), 1 / len(target)), cost, numItermax=1_000_000))
+
+
+def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, svm: SVC,
+                         target_index: int) -> PerturbationMetrics:
+    """Metrics of a perturbation.
+
+    Parameters
+    ----------
+    x_src, x_moved, x_cycle
+        Source samples, the same carried to the target, and encoded-then-decoded with their
+        own label (the cycle).
+    x_target_eval, x_target_ref
+        Real target-class samples of the same split as the source (compared with the moved
+        samples) and of the other split (for the baseline MMD between real target samples).
+    svm
+        A classifier fit on real training data.
+    """
+    mmd_t = mmd_rbf(x_moved, x_target_eval)
+    base = mmd_rbf(x_target_ref, x_target_eval)
+    return PerturbationMetrics(
+        n_samples=len(x_src),
+        frac_to_target=float(np.mean(svm.predict(x_moved) == target_index)),
+        frac_to_target_before=float(np.mean(svm.predict(x_src) == target_index)),
+        mmd_to_target=mmd_t,
+        mmd_target_baseline=base,
+        mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),
+        mmd_source_to_target=mmd_rbf(x_src, x_target_eval),
+        cycle_error=float(np.abs(x_cycle - x_src).mean()),
+        transport_cost=float(np.mean(np.sum((x_moved - x_src) ** 2, axis=1))),
+        ot_cost=ot_cost(x_src, x_target_eval),
+    )

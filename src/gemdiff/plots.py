@@ -35,3 +35,63 @@ def loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | Path,
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     return _save(fig, path)
+
+
+def _scatter_groups(ax, emb, groups, names_colors, size=8):
+    for name, color in names_colors:
+        mask = groups == name
+        if mask.any():
+            ax.scatter(emb[mask, 0], emb[mask, 1], s=size, c=color, alpha=0.6, lw=0,
+                       label=f"{name} (n={int(mask.sum())})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(frameon=False, fontsize=7, markerscale=2)
+
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def umap_real_vs_synthetic(emb, classes, is_synthetic, path, title: str = "") -> Path:
+    """UMAP of real and synthetic samples: one panel coloured by class and origin."""
+    import numpy as np
+
+    groups = np.array([f"{'synthetic' if s else 'real'} {c}" for c, s in
+                       zip(classes, is_synthetic, strict=True)])
+    names = sorted(set(groups), key=lambda g: (g.split()[1], g.split()[0]))
+    fig = Figure(figsize=(5.5, 5), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    _scatter_groups(ax, emb, groups, zip(names, PALETTE * 3, strict=False))
+    ax.set_title(title or "UMAP: real vs synthetic", fontsize=9)
+    return _save(fig, path)
+
+
+def umap_perturbation(panels, path) -> Path:
+    """One UMAP panel per (title, embedding, group labels): real target, source, perturbed."""
+    colors = {"target": "#1f77b4", "source": "#ff7f0e", "perturbed source": "#2ca02c"}
+    fig = Figure(figsize=(5 * len(panels), 4.8), dpi=120, layout="tight")
+    for i, (title, emb, groups) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        names = [(g, colors.get(g.split(":")[0], "#7f7f7f")) for g in dict.fromkeys(groups)]
+        _scatter_groups(ax, emb, groups, names)
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def trajectory_panel(frames, path, xlim=None, ylim=None) -> Path:
+    """Small multiples of 2-D projections of intermediate states: (title, points, reference)."""
+    n = len(frames)
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(2.2 * cols, 2.2 * rows + 0.3), dpi=120, layout="tight")
+    for i, (title, pts, ref) in enumerate(frames):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        if ref is not None:
+            ax.scatter(ref[:, 0], ref[:, 1], s=3, c="#1f77b4", alpha=0.25, lw=0)
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="#ff7f0e", alpha=0.6, lw=0)
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if xlim is not None:
+            ax.set_xlim(xlim)
+            ax.set_ylim(ylim)
+    return _save(fig, path)

@@ -187,3 +187,48 @@ def prepare_data(
         test_ids=list(test.samples),
         source=train.source,
     )
+
+
+def prepare_from_checkpoint(
+    source: Mapping[str, Any], genes: Sequence[str], classes: Sequence[str],
+    preprocessor: Preprocessor, train_ids: Sequence[str], test_ids: Sequence[str],
+) -> PreparedData:
+    """Re-read a model's data and rebuild its exact split, genes and scaling (nothing refit).
+
+    Raises :class:`InputError` when the data no longer holds the model's genes or samples
+    (for example a checkpoint trained on another gene list).
+    """
+    train, test = read_dataset(source)
+    parts = [train] if test is None else [train, test]
+    index: dict[str, tuple[GEM, int]] = {}
+    for gem in parts:
+        missing = [g for g in genes if g not in set(gem.genes)]
+        if missing:
+            raise InputError(gem.source, f"lacks {len(missing)} of the checkpoint's genes, "
+                                         f"e.g. {missing[0]!r}; was the model trained on "
+                                         "another gene list?")
+        index.update({s: (gem, i) for i, s in enumerate(gem.samples)})
+    class_index = {c: i for i, c in enumerate(classes)}
+
+    def rows(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        absent = [s for s in ids if s not in index]
+        if absent:
+            raise InputError(parts[0].source, f"lacks {len(absent)} sample(s) the model was "
+                                              f"trained or tested on, e.g. {absent[0]!r}")
+        values, labels = [], []
+        for gem in parts:
+            mine = [index[s][1] for s in ids if index[s][0] is gem]
+            if mine:
+                sub = gem.take_samples(np.array(mine)).take_genes(genes)
+                values.append(sub.values)
+                labels += sub.labels.tolist()
+        y = np.array([class_index[c] for c in labels], dtype=np.int64)
+        return preprocessor.transform(np.concatenate(values), parts[0].source), y
+
+    # Rows come back grouped by file; keep the ids in the same order.
+    ordered = lambda ids: [s for gem in parts for s in ids if index[s][0] is gem]  # noqa: E731
+    train_ids, test_ids = ordered(train_ids), ordered(test_ids)
+    x_train, y_train = rows(train_ids)
+    x_test, y_test = rows(test_ids)
+    return PreparedData(list(genes), list(classes), preprocessor, x_train, y_train, x_test,
+                        y_test, train_ids, test_ids, parts[0].source)
