@@ -74,3 +74,15 @@ def compose_config(overrides: list[str], output_dir: str | Path, config_name: st
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def run_task(task, cfg) -> None:
+    """Body of every Hydra app's ``main``: run ``task(cfg)``, user errors printed as one line."""
+    output_dir, name = hydra_output_dir()
+    with user_errors(output_dir, name):
+        task(cfg)
+
+
+def rounded(metrics: dict, digits: int = 4) -> dict:
+    """Metrics with floats rounded, for log lines."""
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in metrics.items()}

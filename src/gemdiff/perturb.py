@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from gemdiff.checkpoint import TrainedModel, load_checkpoint
-from gemdiff.cli import config_dir, hydra_output_dir, user_errors
+from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import fit_svm, perturbation_metrics, umap_embed
 from gemdiff.models.gaussian import DiffusionOutput
@@ -124,8 +124,7 @@ def run(cfg: DictConfig) -> dict:
                    n_core_genes=int(scores.core.sum()), core_k=cfg.core_k)
     write_json(metrics, out / "metrics.json")
     _plots(cfg, model, res, x_t_eval, out)
-    log.info("metrics: %s", {k: round(v, 4) if isinstance(v, float) else v
-                             for k, v in metrics.items()})
+    log.info("metrics: %s", rounded(metrics))
     return metrics
 
 
@@ -164,9 +163,7 @@ def _plots(cfg, model: TrainedModel, res: Perturbation, x_target: np.ndarray, ou
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="perturb")
 def main(cfg: DictConfig) -> None:
-    output_dir, task = hydra_output_dir()
-    with user_errors(output_dir, task):
-        run(cfg)
+    run_task(run, cfg)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from gemdiff.checkpoint import TrainedModel, load_checkpoint
-from gemdiff.cli import config_dir, hydra_output_dir, user_errors
+from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import augmentation_metrics, umap_embed
 from gemdiff.outputs import write_json, write_labels, write_matrix
@@ -95,16 +95,13 @@ def run(cfg: DictConfig) -> dict:
         title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"
         plots.umap_real_vs_synthetic(emb, classes, is_syn, out / "umap_real_vs_synthetic.png",
                                      title)
-    log.info("metrics: %s", {k: round(v, 4) if isinstance(v, float) else v
-                             for k, v in metrics.items()})
+    log.info("metrics: %s", rounded(metrics))
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="sample")
 def main(cfg: DictConfig) -> None:
-    output_dir, task = hydra_output_dir()
-    with user_errors(output_dir, task):
-        run(cfg)
+    run_task(run, cfg)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 import gemdiff
-from gemdiff.cli import config_dir, hydra_output_dir, user_errors
+from gemdiff.cli import config_dir, run_task
 from gemdiff.outputs import write_json
 
 log = logging.getLogger("gemdiff.train")
@@ -98,9 +98,7 @@ def _finish_loggers(loggers: list[Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> None:
-    output_dir, task = hydra_output_dir()
-    with user_errors(output_dir, task):
-        train(cfg)
+    run_task(train, cfg)
 
 
 if __name__ == "__main__":
