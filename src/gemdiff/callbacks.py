@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
 import lightning as L
+import pandas as pd
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+
+from gemdiff.outputs import write_table
 
 
 class Checkpoint(ModelCheckpoint):
@@ -59,14 +60,9 @@ class LossHistory(L.Callback):
         from gemdiff import plots
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / "loss.tsv"
-        tmp = path.with_suffix(".tsv.tmp")
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            w.writerow(["step", "split", "loss"])
-            w.writerows((s, "train", f"{v:.6g}") for s, v in self.train)
-            w.writerows((s, "val", f"{v:.6g}") for s, v in self.val)
-        os.replace(tmp, path)
+        rows = [(s, "train", v) for s, v in self.train] + [(s, "val", v) for s, v in self.val]
+        write_table(pd.DataFrame(rows, columns=["step", "split", "loss"]),
+                    self.output_dir / "loss.tsv")
         steps, losses = zip(*self.train, strict=True)
         vs, vl = zip(*self.val, strict=True) if self.val else ((), ())
         plots.loss_curve(steps, losses, self.output_dir / "loss_curve.png", vs, vl)

@@ -27,7 +27,7 @@ from gemdiff.outputs import write_json, write_labels, write_matrix
 log = logging.getLogger("gemdiff.sample")
 
 
-def class_counts(model: TrainedModel, y_test: np.ndarray, n_per_class: int | None,
+def labels_to_generate(model: TrainedModel, y_test: np.ndarray, n_per_class: int | None,
                  match: str | None) -> np.ndarray:
     """Labels to generate: ``n_per_class`` of every class, or the test split's class counts."""
     if n_per_class is not None:
@@ -67,7 +67,7 @@ def run(cfg: DictConfig) -> dict:
     """Sample, write the files and metrics; returns the metrics."""
     model = load_checkpoint(cfg.ckpt_path)
     data = model.data()
-    labels = class_counts(model, data.y_test, cfg.n_per_class, cfg.match)
+    labels = labels_to_generate(model, data.y_test, cfg.n_per_class, cfg.match)
     torch.manual_seed(cfg.seed)
     synth = generate(model, labels, cfg.sampler, cfg.ddim_steps, cfg.guidance, cfg.seed,
                      cfg.batch_size, progress=True)

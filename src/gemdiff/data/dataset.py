@@ -134,7 +134,8 @@ def prepare_data(
 
     genes = selection.select(train.genes, source=train.source)
     if test is not None:
-        absent = [g for g in genes if g not in set(test.genes)]
+        test_genes = set(test.genes)
+        absent = [g for g in genes if g not in test_genes]
         if absent:
             raise InputError(test.source, f"lacks {len(absent)} gene(s) of the training matrix, "
                                           f"e.g. {absent[0]!r}")
@@ -202,7 +203,8 @@ def prepare_from_checkpoint(
     parts = [train] if test is None else [train, test]
     index: dict[str, tuple[GEM, int]] = {}
     for gem in parts:
-        missing = [g for g in genes if g not in set(gem.genes)]
+        present = set(gem.genes)
+        missing = [g for g in genes if g not in present]
         if missing:
             raise InputError(gem.source, f"lacks {len(missing)} of the checkpoint's genes, "
                                          f"e.g. {missing[0]!r}; was the model trained on "

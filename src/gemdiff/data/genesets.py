@@ -115,7 +115,8 @@ class GeneSelection:
             return [available[i] for i in idx]
         if mode == "list":
             wanted = list(dict.fromkeys(self.genes))
-            absent = [g for g in wanted if g not in set(available)]
+            present = set(available)
+            absent = [g for g in wanted if g not in present]
             if absent:
                 raise InputError(source or None, f"{len(absent)} requested gene(s) are not in "
                                                  f"the matrix, e.g. {absent[0]!r}")

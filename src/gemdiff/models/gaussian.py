@@ -168,8 +168,9 @@ class GaussianDiffusion(nn.Module):
         """
         x0 = self.predict_x0(x, level, eps)  # (1)
         if clip_x0:
+            ab = self._ab(level, x)
             x0 = x0.clamp(-1.0, 1.0)
-            eps = (x - self._ab(level, x).sqrt() * x0) / (1.0 - self._ab(level, x)).sqrt()
+            eps = (x - ab.sqrt() * x0) / (1.0 - ab).sqrt()
         ab_next = self._ab(next_level, x)
         return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps  # (2)
 
