@@ -54,3 +54,20 @@ def test_unconditional_model_ignores_labels():
 def test_bad_tokenization_lists_choices():
     with pytest.raises(GemdiffError, match="'gene', 'patch', 'single'"):
         DenoiserConfig(n_genes=4, n_classes=2, tokenization="word")
+
+
+def test_single_token_shortcut_matches_full_attention():
+    from gemdiff.models.denoiser import Block
+
+    torch.manual_seed(0)
+    block = Block(32, n_heads=4, mlp_ratio=2.0, dropout=0.0).eval()
+    h = torch.randn(6, 1, 32)
+    full = h.clone()
+    # The general path on one token: softmax over a single key gives weight 1.
+    B, N, D = full.shape
+    q, k, v = block.qkv(block.ln1(full)).view(B, N, 3, 4, D // 4).unbind(2)
+    a = torch.nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                                         v.transpose(1, 2))
+    full = full + block.proj(a.transpose(1, 2).reshape(B, N, D))
+    full = full + block.mlp(block.ln2(full))
+    torch.testing.assert_close(block(h), full)

@@ -37,15 +37,19 @@ class Perturbation:
 
     x_source: np.ndarray  # (n, n_genes)
     x_moved: np.ndarray  # decoded with the target label
-    x_cycle: np.ndarray  # decoded with the source label: should equal x_source
+    x_cycle: np.ndarray | None  # decoded with the source label: should equal x_source
     encode: DiffusionOutput
     decode: DiffusionOutput
 
 
 def perturb(model: TrainedModel, x: np.ndarray, source: int, target: int, steps: int = 250,
             t_end: int = 990, guidance: float = 1.0, record: int = 0,
-            progress: bool = False) -> Perturbation:
-    """Algorithm 1: encode with the source label, decode with the target label (batched)."""
+            progress: bool = False, cycle: bool = True) -> Perturbation:
+    """Algorithm 1: encode with the source label, decode with the target label (batched).
+
+    ``cycle`` also decodes the latents with the source label (for ``cycle_error``); without it
+    ``x_cycle`` is None.
+    """
     d = model.diffusion
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     y_src = torch.full((len(xt),), source, dtype=torch.long)
@@ -53,9 +57,10 @@ def perturb(model: TrainedModel, x: np.ndarray, source: int, target: int, steps:
     with torch.inference_mode():
         enc = d.ddim_encode(model.denoiser, xt, y_src, steps, t_end, record, progress)
         dec = d.ddim_decode(model.eps_fn(guidance), enc.x, y_tgt, steps, t_end, record, progress)
-        cyc = d.ddim_decode(model.denoiser, enc.x, y_src, steps, t_end, 0, progress)
+        cyc = d.ddim_decode(model.denoiser, enc.x, y_src, steps, t_end, 0, progress) if cycle \
+            else None
     moved = model.preprocessor.snap_unexpressed(dec.x.numpy())
-    return Perturbation(x, moved, cyc.x.numpy(), enc, dec)
+    return Perturbation(x, moved, cyc.x.numpy() if cycle else None, enc, dec)
 
 
 def gene_scores(model: TrainedModel, x_source: np.ndarray, x_moved: np.ndarray,

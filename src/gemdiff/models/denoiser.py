@@ -79,6 +79,16 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         B, N, D = h.shape
+        if N == 1:
+            # One token attends only to itself with weight 1: the output is its value vector,
+            # so queries and keys need not be computed (same result, a third of the matmul).
+            a = F.linear(self.ln1(h), self.qkv.weight[2 * D:], self.qkv.bias[2 * D:])  # (B, 1, D)
+            if self.training and self.dropout:
+                # Attention dropout drops the single weight, i.e. a whole head's output.
+                heads = F.dropout(a.new_ones(B, 1, self.n_heads, 1), self.dropout)
+                a = (a.view(B, 1, self.n_heads, D // self.n_heads) * heads).view(B, 1, D)
+            h = h + self.proj(a)
+            return h + self.mlp(self.ln2(h))
         q, k, v = self.qkv(self.ln1(h)).view(B, N, 3, self.n_heads, D // self.n_heads).unbind(2)
         # (B, heads, N, d_head) each
         a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),

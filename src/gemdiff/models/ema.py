@@ -8,24 +8,19 @@ short runs are not stuck near the initial weights with a paper-sized decay such 
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
 
-def _ema_update(decay: float, warmup: bool, averaged: list[torch.Tensor],
-                current: list[torch.Tensor], n_averaged: torch.Tensor | int) -> None:
-    d = decay
-    if warmup:
-        n = float(n_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-    # avg <- d * avg + (1 - d) * current, in one foreach kernel
-    torch._foreach_lerp_(averaged, current, 1.0 - d)
+def ema_decay(decay: float, warmup: bool, n_averaged: int) -> float:
+    """The decay used for the update after ``n_averaged`` earlier updates."""
+    return min(decay, (1.0 + n_averaged) / (10.0 + n_averaged)) if warmup else decay
 
 
 class EMA(WeightAveraging):
-    """EMA of all parameters and buffers, updated after every optimizer step.
+    """EMA of all floating-point parameters, updated after every optimizer step.
 
     Parameters
     ----------
@@ -33,10 +28,50 @@ class EMA(WeightAveraging):
         Final EMA decay (0.9999 in the paper).
     warmup
         Ramp the decay up from 0.1 as (1 + n) / (10 + n).
+
+    The update is one ``foreach`` lerp over tensor lists gathered once, with the update count
+    kept on the host: a small model's step is otherwise dominated by re-walking the module tree
+    and, on a GPU, by reading the count back from the device.
     """
 
     def __init__(self, decay: float = 0.9999, warmup: bool = True):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
-        super().__init__(use_buffers=True, multi_avg_fn=partial(_ema_update, decay, warmup))
+        super().__init__(use_buffers=True)
         self.decay, self.warmup = decay, warmup
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._n: int | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._pairs, self._n = None, None
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        self._n = None  # re-read the restored count
+
+    def _tensors(self, pl_module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if self._pairs is None:
+            averaged = self._average_model.module.state_dict(keep_vars=True)
+            current = pl_module.state_dict(keep_vars=True)
+            names = [k for k, v in current.items() if v.is_floating_point()]
+            self._pairs = ([averaged[k].detach() for k in names],
+                           [current[k].detach() for k in names])
+        return self._pairs
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step <= self._latest_update_step:
+            return  # no optimizer step since the last update (gradient accumulation)
+        avg, cur = self._tensors(pl_module)
+        counter = self._average_model.n_averaged
+        if self._n is None:
+            self._n = int(counter)
+        with torch.no_grad():
+            if self._n == 0:
+                torch._foreach_copy_(avg, cur)
+            else:
+                # avg <- d * avg + (1 - d) * current, in one foreach kernel
+                torch._foreach_lerp_(avg, cur, 1.0 - ema_decay(self.decay, self.warmup, self._n))
+            counter.add_(1)
+        self._n += 1
+        self._latest_update_step = trainer.global_step

@@ -52,6 +52,8 @@ class GEMDiffModule(L.LightningModule):
         self.p_uncond = p_uncond if conditional else 0.0
         # Set by the training entry point: genes, classes, preprocessing, split, config.
         self.metadata: dict[str, Any] = {}
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_count = 0
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
         if self.denoiser.class_emb is None:
@@ -63,7 +65,15 @@ class GEMDiffModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]))
-        self.log("train/loss", loss, prog_bar=True)
+        # Log the mean over the steps since the last logger write, only on the steps the
+        # loggers are written (Lightning's logging costs more than a small model's step).
+        window = loss.detach()
+        self._loss_sum = window if self._loss_sum is None else self._loss_sum + window
+        self._loss_count += 1
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        if every and (self.global_step + 1) % every == 0:
+            self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True)
+            self._loss_sum, self._loss_count = None, 0
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -73,7 +83,8 @@ class GEMDiffModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
+                                fused=True)
         warmup = max(1, hp.warmup_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
