@@ -127,3 +127,16 @@ def test_cli_bad_input_clear_error_no_traceback_no_output(tmp_path):
     assert "bad.tsv" in proc.stderr and "non-numeric value 'oops'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not runs.exists() or not any(runs.rglob("*")), list(runs.rglob("*"))
+
+
+def test_evaluate_cli_missing_file(tmp_path):
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gemdiff", "evaluate", "data=synthetic",
+         f"synthetic={tmp_path / 'nope.tsv'}", f"synthetic_labels={tmp_path / 'nope.tsv'}",
+         f"paths.log_dir={runs}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "nope.tsv" in proc.stderr and "file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not runs.exists() or not any(runs.rglob("*")), list(runs.rglob("*"))

@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "train": "train a class-conditional diffusion model (Hydra app: overrides follow)",
     "sample": "generate synthetic expression per class from a checkpoint (augmentation)",
     "perturb": "carry samples of one class to another and score the genes that move",
+    "evaluate": "score synthetic or perturbed expression from any generator against real data",
     "download": "fetch a public dataset into the data folder and verify its checksums",
 }
 

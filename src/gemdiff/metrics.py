@@ -176,7 +176,7 @@ class PerturbationMetrics:
     mmd_target_baseline: float
     mmd_to_target_ratio: float
     mmd_source_to_target: float
-    cycle_error: float
+    cycle_error: float | None  # None where no cycle was run (e.g. scoring another tool's output)
     transport_cost: float
     ot_cost: float
 
@@ -201,7 +201,7 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
     ----------
     x_src, x_moved, x_cycle
         Source samples, the same carried to the target, and encoded-then-decoded with their
-        own label (the cycle).
+        own label (the cycle; None to skip ``cycle_error``).
     x_target_eval, x_target_ref
         Real target-class samples of the same split as the source (compared with the moved
         samples) and of the other split (for the baseline MMD between real target samples).
@@ -218,7 +218,7 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
         mmd_target_baseline=base,
         mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),
         mmd_source_to_target=mmd_rbf(x_src, x_target_eval),
-        cycle_error=float(np.abs(x_cycle - x_src).mean()),
+        cycle_error=None if x_cycle is None else float(np.abs(x_cycle - x_src).mean()),
         transport_cost=float(np.mean(np.sum((x_moved - x_src) ** 2, axis=1))),
         ot_cost=ot_cost(x_src, x_target_eval),
     )

@@ -147,23 +147,31 @@ def _plots(cfg, model: TrainedModel, res: Perturbation, x_target: np.ndarray, ou
     frames += [(f"decode t={lv}", pca.transform(s.numpy()), ref)
                for lv, s in zip(res.decode.levels, res.decode.trajectory, strict=True)][1:]
     plots.trajectory_panel(frames, out / "trajectory.png")
-    if not cfg.umap:
-        return
-    rng = np.random.default_rng(cfg.seed)
-    n = min(len(res.x_source), len(x_target))
+    if cfg.umap:
+        plot_perturbation_umap(res.x_source, res.x_moved, x_target, cfg.source, cfg.target,
+                               out / "umap.png", cfg.seed)
+
+
+def plot_perturbation_umap(x_source: np.ndarray, x_moved: np.ndarray, x_target: np.ndarray,
+                           source: str, target: str, path: Path, seed: int = 0) -> Path:
+    """UMAPs of real target, real source and perturbed source: class-balanced and all samples."""
+    from gemdiff import plots
+
+    rng = np.random.default_rng(seed)
+    n = min(len(x_source), len(x_target))
     panels = []
     for title, balanced in (("balanced", True), ("all samples", False)):
         if balanced:
-            s_idx = rng.choice(len(res.x_source), n, replace=False)
+            s_idx = rng.choice(len(x_source), n, replace=False)
             t_idx = rng.choice(len(x_target), n, replace=False)
         else:
-            s_idx, t_idx = np.arange(len(res.x_source)), np.arange(len(x_target))
-        pts = np.concatenate([x_target[t_idx], res.x_source[s_idx], res.x_moved[s_idx]])
-        groups = np.array([f"target: {cfg.target}"] * len(t_idx) + [f"source: {cfg.source}"]
-                          * len(s_idx) + [f"perturbed source: {cfg.source} -> {cfg.target}"]
+            s_idx, t_idx = np.arange(len(x_source)), np.arange(len(x_target))
+        pts = np.concatenate([x_target[t_idx], x_source[s_idx], x_moved[s_idx]])
+        groups = np.array([f"target: {target}"] * len(t_idx) + [f"source: {source}"]
+                          * len(s_idx) + [f"perturbed source: {source} -> {target}"]
                           * len(s_idx))
-        panels.append((f"{title}", umap_embed(pts, seed=cfg.seed), groups))
-    plots.umap_perturbation(panels, out / "umap.png")
+        panels.append((title, umap_embed(pts, seed=seed), groups))
+    return plots.umap_perturbation(panels, path)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="perturb")

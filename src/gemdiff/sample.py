@@ -63,6 +63,18 @@ def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
     return np.concatenate(out)
 
 
+def plot_real_vs_synthetic(x_real: np.ndarray, y_real: np.ndarray, x_syn: np.ndarray,
+                           y_syn: np.ndarray, classes: list[str], path: Path, title: str,
+                           seed: int = 0) -> Path:
+    """One UMAP of real and synthetic samples together, coloured by class and origin."""
+    from gemdiff import plots
+
+    emb = umap_embed(np.concatenate([x_real, x_syn]), seed=seed)
+    names = [classes[i] for i in np.concatenate([y_real, y_syn])]
+    is_syn = np.r_[np.zeros(len(x_real), bool), np.ones(len(x_syn), bool)]
+    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title)
+
+
 def run(cfg: DictConfig) -> dict:
     """Sample, write the files and metrics; returns the metrics."""
     model = load_checkpoint(cfg.ckpt_path)
@@ -86,15 +98,9 @@ def run(cfg: DictConfig) -> dict:
     metrics.update(n_synthetic=len(labels), sampler=cfg.sampler, guidance=cfg.guidance)
     write_json(metrics, out / "metrics.json")
     if cfg.umap:
-        from gemdiff import plots
-
-        both = np.concatenate([data.x_test, synth])
-        emb = umap_embed(both, seed=cfg.seed)
-        classes = [model.classes[i] for i in data.y_test] + names
-        is_syn = np.r_[np.zeros(len(data.x_test), bool), np.ones(len(synth), bool)]
         title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"
-        plots.umap_real_vs_synthetic(emb, classes, is_syn, out / "umap_real_vs_synthetic.png",
-                                     title)
+        plot_real_vs_synthetic(data.x_test, data.y_test, synth, labels, model.classes,
+                               out / "umap_real_vs_synthetic.png", title, cfg.seed)
     log.info("metrics: %s", rounded(metrics))
     return metrics
 

@@ -212,8 +212,11 @@ def attach_labels(
     return labels.loc[samples].to_numpy(dtype=object).astype(str)
 
 
-def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
-    """Read a GEMDiff-format matrix (samples x genes) and its label file."""
+def read_matrix(matrix: str | Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Read a GEMDiff-format matrix (samples x genes, tab-separated, sample ids first).
+
+    Returns (sample ids, genes, values); ids and genes are checked to be unique.
+    """
     matrix = _check_file(matrix)
     samples, genes, values = _read_numeric_table(matrix, index_cols=1)
     for kind, names in (("sample id", samples), ("gene", genes)):
@@ -222,6 +225,13 @@ def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
             raise InputError(matrix, f"{kind} {dup[0]!r} appears more than once")
     if any(not g for g in genes):
         raise InputError(matrix, "has an empty gene name in its header")
+    return samples, genes, values
+
+
+def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
+    """Read a GEMDiff-format matrix (samples x genes) and its label file."""
+    samples, genes, values = read_matrix(matrix)
+    matrix = Path(matrix)
     lab = read_labels(labels)
     y = attach_labels(samples, lab, matrix, Path(labels))
     return GEM(values, samples, genes, y, source=str(matrix))
