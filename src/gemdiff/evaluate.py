@@ -27,7 +27,7 @@ from gemdiff.data.io import read_gemdiff, read_matrix
 from gemdiff.errors import GemdiffError, InputError
 from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
 from gemdiff.outputs import write_json
-from gemdiff.perturb import SPLITS, plot_perturbation_umap
+from gemdiff.perturb import plot_perturbation_umap, split_samples
 from gemdiff.sample import plot_real_vs_synthetic
 
 log = logging.getLogger("gemdiff.evaluate")
@@ -78,18 +78,9 @@ def evaluate_synthetic(cfg: DictConfig, data: PreparedData, out: Path):
 
 def evaluate_perturbed(cfg: DictConfig, data: PreparedData, out: Path):
     """Perturbation metrics of the perturbed file, and a function drawing its UMAPs."""
-    if cfg.split not in SPLITS:
-        raise GemdiffError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
     ids, genes, values = read_matrix(cfg.perturbed)
     x_moved = _scaled(values, genes, data, cfg.perturbed)
-    parts = {"train": (data.x_train, data.y_train, data.train_ids),
-             "test": (data.x_test, data.y_test, data.test_ids)}
-    if cfg.split == "all":
-        x = np.concatenate([data.x_train, data.x_test])
-        y = np.concatenate([data.y_train, data.y_test])
-        real_ids = data.train_ids + data.test_ids
-    else:
-        x, y, real_ids = parts[cfg.split]
+    x, y, real_ids, x_other, y_other = split_samples(data, cfg.split)
     row = {s: i for i, s in enumerate(real_ids)}
     absent = [s for s in ids if s not in row]
     if absent:
@@ -115,12 +106,7 @@ def evaluate_perturbed(cfg: DictConfig, data: PreparedData, out: Path):
     wrong = [s for s, i in zip(ids, rows, strict=True) if y[i] != src]
     if wrong:
         raise InputError(cfg.perturbed, f"sample {wrong[0]!r} is not a {source!r} sample")
-    x_target = x[y == tgt]
-    if cfg.split == "all":
-        x_ref = x_target  # no other split: the baseline compares the class with itself
-    else:
-        ox, oy, _ = parts["train" if cfg.split == "test" else "test"]
-        x_ref = ox[oy == tgt]
+    x_target, x_ref = x[y == tgt], x_other[y_other == tgt]
     svm = fit_svm(data.x_train, data.y_train)
     metrics = perturbation_metrics(x[rows], x_moved, None, x_target, x_ref, svm, tgt).to_dict()
     metrics.update(source=source, target=target, split=cfg.split)

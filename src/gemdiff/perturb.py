@@ -78,6 +78,22 @@ def gene_scores(model: TrainedModel, x_source: np.ndarray, x_moved: np.ndarray,
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def split_samples(data, split: str):
+    """(x, y, ids) of a split (test, train or all), then (x, y) of the other split.
+
+    The other split gives baselines between two real samples; for ``all`` it is the test split.
+    """
+    if split not in SPLITS:
+        raise GemdiffError(f"split={split!r} is not one of {', '.join(SPLITS)}")
+    if split == "all":
+        return (np.concatenate([data.x_train, data.x_test]),
+                np.concatenate([data.y_train, data.y_test]),
+                data.train_ids + data.test_ids, data.x_test, data.y_test)
+    if split == "train":
+        return data.x_train, data.y_train, data.train_ids, data.x_test, data.y_test
+    return data.x_test, data.y_test, data.test_ids, data.x_train, data.y_train
+
+
 def _rows(y: np.ndarray, cls: int) -> np.ndarray:
     return np.flatnonzero(y == cls)
 
@@ -92,14 +108,7 @@ def run(cfg: DictConfig) -> dict:
     if src == tgt:
         raise GemdiffError(f"source and target are both {cfg.source!r}")
     data = model.data()
-    splits = {"train": (data.x_train, data.y_train, data.train_ids),
-              "test": (data.x_test, data.y_test, data.test_ids)}
-    if cfg.split == "all":
-        x = np.concatenate([data.x_train, data.x_test])
-        y = np.concatenate([data.y_train, data.y_test])
-        ids = data.train_ids + data.test_ids
-    else:
-        x, y, ids = splits[cfg.split]
+    x, y, ids, x_o, y_o = split_samples(data, cfg.split)
     rows = _rows(y, src)
     if len(rows) == 0:
         raise GemdiffError(f"the {cfg.split} split has no {cfg.source!r} samples")
@@ -117,9 +126,7 @@ def run(cfg: DictConfig) -> dict:
 
     # Real target samples: of the same split (what the perturbed samples should resemble) and
     # of the other split (the baseline between two real samples of the target class).
-    other = "train" if cfg.split == "test" else "test"
     x_t_eval = x[_rows(y, tgt)]
-    x_o, y_o, _ = splits[other]
     x_t_ref = x_o[_rows(y_o, tgt)]
     svm = fit_svm(data.x_train, data.y_train)
     metrics = perturbation_metrics(res.x_source, res.x_moved, res.x_cycle, x_t_eval, x_t_ref,
