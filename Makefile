@@ -1,4 +1,7 @@
-.PHONY: install test test-full lint demo clean
+.PHONY: install test test-full lint demo table1 quality clean
+
+GEMDIFF_DATA_DIR ?= ../shared/data
+export GEMDIFF_DATA_DIR
 
 install:
 	pip install torch==2.13.0 -e ".[dev]"
@@ -14,6 +17,13 @@ lint:
 
 demo:
 	python -m gemdiff.train
+
+table1:
+	python experiments/table1/run.py
+
+quality:
+	python experiments/quality/run.py breast
+	python experiments/quality/run.py drivers
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache

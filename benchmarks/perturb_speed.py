@@ -1,6 +1,6 @@
 """Seconds to perturb samples through a full DDIM bridge (Algorithm 1), batched.
 
-    python benchmarks/perturb_speed.py [--samples 663] [--steps 1000] [--ckpt last.ckpt]
+    python benchmarks/perturb_speed.py [--samples 663] [--steps 1000] [--ckpt last.ckpt] [--bf16]
 
 Encodes ``--samples`` samples of 16 genes with the source label through ``--steps`` DDIM steps
 and decodes them with the target label through as many, as ``gemdiff.perturb`` does (all
@@ -39,21 +39,35 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=663)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--t_end", type=int, default=999)
     parser.add_argument("--ckpt", default=None, help="a trained checkpoint (optional)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time bfloat16 autocast and report its cycle error")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.samples} "
-          f"samples x 16 genes, {args.steps} encode + {args.steps} decode steps, t_end 999")
+          f"samples x 16 genes, {args.steps} encode + {args.steps} decode steps, "
+          f"t_end {args.t_end}")
     models = ({"checkpoint": load_checkpoint(args.ckpt)} if args.ckpt else
               {"single token": untrained("single"), "gene tokens": untrained("gene")})
     for name, model in models.items():
         x = np.random.default_rng(1).uniform(-1, 1, (args.samples, len(model.genes)))
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            perturb(model, x, 1, 0, steps=args.steps, t_end=999, cycle=False)
-            times.append(time.perf_counter() - t0)
-        print(f"{name:14s} median {statistics.median(times):6.2f} s, best {min(times):6.2f} s "
-              f"({2 * args.steps / min(times):.0f} network calls/s)", flush=True)
+        if args.ckpt:  # real samples of the source class, so the cycle error means something
+            data = model.data()
+            x = data.x_train[data.y_train == 1][: args.samples]
+        for dtype in [torch.float32] + [torch.bfloat16] * args.bf16:
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16,
+                                    enabled=dtype == torch.bfloat16):
+                    perturb(model, x, 1, 0, steps=args.steps, t_end=args.t_end, cycle=False)
+                times.append(time.perf_counter() - t0)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                res = perturb(model, x[:200], 1, 0, steps=args.steps, t_end=args.t_end)
+            err = float(np.abs(res.x_cycle - res.x_source).mean())
+            print(f"{name:14s} {str(dtype)[6:]:8s} median {statistics.median(times):6.2f} s, "
+                  f"best {min(times):6.2f} s ({2 * args.steps / min(times):.0f} network "
+                  f"calls/s), cycle error {err:.2g}", flush=True)
 
 
 if __name__ == "__main__":

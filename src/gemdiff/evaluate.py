@@ -1,6 +1,6 @@
 """Score synthetic or perturbed expression from any generator against real data.
 
-    python -m gemdiff.evaluate ckpt_path=... synthetic=synthetic.tsv synthetic_labels=synthetic_labels.tsv
+    python -m gemdiff.evaluate ckpt_path=... synthetic=synth.tsv synthetic_labels=synth_labels.tsv
     python -m gemdiff.evaluate data=breast synthetic=... synthetic_labels=...
     python -m gemdiff.evaluate ckpt_path=... perturbed=perturbed.tsv source=tumor target=normal
 
