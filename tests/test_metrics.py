@@ -42,3 +42,21 @@ def test_silhouette_separates_clusters():
     y = np.r_[np.zeros(300), np.ones(300)]
     assert M.silhouette(x, y) > 0.7
     assert M.silhouette(np.concatenate([A, B]), y) < 0.05
+
+
+def test_perturbation_metrics_on_constructed_samples():
+    from gemdiff.metrics import fit_svm, perturbation_metrics
+
+    rng = np.random.default_rng(0)
+    src = rng.normal(-1.0, 0.3, (120, 4))
+    tgt_a, tgt_b = rng.normal(1.0, 0.3, (120, 4)), rng.normal(1.0, 0.3, (120, 4))
+    svm = fit_svm(np.concatenate([src, tgt_a]), np.r_[np.zeros(120), np.ones(120)])
+    moved = src + 2.0  # a perfect mean shift: lands on the target distribution
+    m = perturbation_metrics(src, moved, None, tgt_b, tgt_a, svm, 1)
+    assert m.frac_to_target > 0.95 and m.frac_to_target_before < 0.05
+    assert m.frac_to_target_real > 0.95
+    assert m.cycle_error is None
+    assert m.transport_cost == pytest.approx(16.0)  # 4 genes, each moved by 2
+    assert m.mmd_to_target_ratio < 3 and m.mmd_source_to_target > 10 * m.mmd_to_target
+    m = perturbation_metrics(src, src, src + 0.01, tgt_b, tgt_a, svm, 1)
+    assert m.frac_to_target < 0.05 and m.cycle_error == pytest.approx(0.01)

@@ -2,7 +2,7 @@
 recovery of planted drivers on synthetic data.
 
     GEMDIFF_DATA_DIR=../shared/data python experiments/quality/run.py breast --ckpt last.ckpt
-    GEMDIFF_DATA_DIR=../shared/data python experiments/quality/run.py breast --steps 90000
+    GEMDIFF_DATA_DIR=../shared/data python experiments/quality/run.py breast --steps 40000
     python experiments/quality/run.py drivers --seeds 0 1 2
 
 ``breast`` scores a breast_16 checkpoint (or trains one with ``experiment=breast_16`` and the
@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 # (t_end, ddim_steps, guidance): each lever varied around the default (990, 250, 1).
 LEVERS = ([(t, 250, 1.0) for t in (500, 900, 990, 999)]
           + [(990, s, 1.0) for s in (20, 50, 100, 1000)]
-          + [(990, 250, g) for g in (1.5, 2.0, 3.0)])
+          + [(990, 250, g) for g in (1.1, 1.2, 1.5, 2.0)])
 
 
 def _train(overrides: list[str], out: Path) -> tuple[Path, float]:
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=["breast", "drivers"])
     parser.add_argument("--ckpt", help="breast: score this checkpoint instead of training")
-    parser.add_argument("--steps", type=int, default=90000)
+    parser.add_argument("--steps", type=int, default=40000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--extra", nargs="*", default=None,
                         help="training overrides (breast default: a single token)")

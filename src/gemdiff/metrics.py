@@ -172,6 +172,7 @@ class PerturbationMetrics:
     n_samples: int
     frac_to_target: float
     frac_to_target_before: float
+    frac_to_target_real: float  # the same SVM on real target samples: what a perfect bridge gets
     mmd_to_target: float
     mmd_target_baseline: float
     mmd_to_target_ratio: float
@@ -214,6 +215,7 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
         n_samples=len(x_src),
         frac_to_target=float(np.mean(svm.predict(x_moved) == target_index)),
         frac_to_target_before=float(np.mean(svm.predict(x_src) == target_index)),
+        frac_to_target_real=float(np.mean(svm.predict(x_target_eval) == target_index)),
         mmd_to_target=mmd_t,
         mmd_target_baseline=base,
         mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),
