@@ -14,7 +14,8 @@ from sklearn.model_selection import train_test_split
 
 from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import GEM, read_gemdiff, read_h5ad, read_rnaseqdb
-from gemdiff.data.preprocess import Preprocessor, missing_genes
+from gemdiff.data.preprocess import ConstantGenes, Preprocessor, check_choice, missing_genes
+from gemdiff.data.preprocess import constant_genes as constant_genes_mask
 from gemdiff.data.synthetic import simulate_gem
 from gemdiff.errors import GemdiffError, InputError
 
@@ -108,6 +109,7 @@ def prepare_data(
     test_size: float = 0.33,
     train_fraction: float = 1.0,
     seed: int = 0,
+    constant_genes: str = "error",
 ) -> PreparedData:
     """Select genes, split (stratified, seeded) and fit preprocessing on the training split.
 
@@ -122,6 +124,11 @@ def prepare_data(
     input_scale, nan_policy, scaling
         See :class:`~gemdiff.data.preprocess.Preprocessor`. ``nan_policy="drop"`` removes
         genes with any missing cell in either matrix.
+    constant_genes
+        What to do with chosen genes that have one value in every sample (missing cells
+        counting as unexpressed): ``error`` (the default) or ``drop``. Random genes and
+        gene-set members are drawn among the genes that vary, so this concerns explicit gene
+        lists and the whole matrix.
     test_size, train_fraction, seed
         Held-out share of each class, share of each class's training samples kept, and the
         seed of both draws.
@@ -132,7 +139,19 @@ def prepare_data(
     if test is not None:
         test = _restrict_classes(test, classes)
 
-    genes = selection.select(train.genes, source=train.source)
+    check_choice("constant_genes", constant_genes, ConstantGenes)
+    flat = constant_genes_mask(train.values, input_scale, train.source)
+    constant = {g for g, c in zip(train.genes, flat, strict=True) if c}
+    genes = selection.select(train.genes, source=train.source, constant=constant)
+    flat_chosen = [g for g in genes if g in constant]
+    if flat_chosen and constant_genes == "error":
+        raise InputError(train.source, f"{len(flat_chosen)} chosen gene(s) have the same value in "
+                                       f"every sample, e.g. {flat_chosen[0]!r} (a gene with no "
+                                       "value at all counts): they carry nothing to learn; remove "
+                                       "them or set data.constant_genes=drop")
+    genes = [g for g in genes if g not in constant]
+    if not genes:
+        raise InputError(train.source, "every chosen gene has the same value in every sample")
     if test is not None:
         test_genes = set(test.genes)
         absent = [g for g in genes if g not in test_genes]

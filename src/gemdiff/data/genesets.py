@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -101,15 +101,24 @@ class GeneSelection:
             return "subset" if self.subset_index is not None else "gene_set"
         return "random" if self.n_genes is not None else "all"
 
-    def select(self, available: Sequence[str], source: str = "") -> list[str]:
-        """Return the chosen genes, in the order of ``available`` for sets and lists."""
+    def select(self, available: Sequence[str], source: str = "",
+               constant: Collection[str] = ()) -> list[str]:
+        """Return the chosen genes, in the order of ``available`` for sets and lists.
+
+        Random genes and gene-set members are drawn among the genes not in ``constant`` (genes
+        with one value in every sample carry nothing to learn); an explicit list or all genes
+        are returned as asked, for the caller to judge.
+        """
         mode = self.mode
         if mode == "all":
             return list(available)
+        if constant and mode != "list":
+            skip = set(constant)
+            available = [g for g in available if g not in skip]
         if mode == "random":
             if not 1 <= self.n_genes <= len(available):
                 raise InputError(source or None, f"n_genes={self.n_genes} but the matrix has "
-                                                 f"{len(available)} genes")
+                                                 f"{len(available)} genes that vary")
             rng = np.random.default_rng(self.seed)
             idx = np.sort(rng.choice(len(available), size=self.n_genes, replace=False))
             return [available[i] for i in idx]

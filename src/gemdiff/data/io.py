@@ -141,6 +141,7 @@ def _read_numeric_table(path: Path, index_cols: int) -> tuple[list[str], list[st
             path, sep="\t", header=0, index_col=None, na_values=NA_VALUES, keep_default_na=False,
             encoding="utf-8-sig", compression="gzip" if path.suffix == ".gz" else None,
             low_memory=False, dtype={i: str for i in range(index_cols)},
+            float_precision="round_trip",  # the exact double of every decimal written
         )
     except pd.errors.EmptyDataError:
         raise InputError(path, "is empty") from None

@@ -23,6 +23,7 @@ from gemdiff.errors import GemdiffError, InputError
 InputScale = Literal["log2", "linear"]
 NanPolicy = Literal["replace", "drop"]
 Scaling = Literal["global", "per_gene"]
+ConstantGenes = Literal["error", "drop"]
 
 
 def check_choice(name: str, value: str, options: type) -> str:
@@ -131,6 +132,18 @@ class Preprocessor:
     @classmethod
     def from_state_dict(cls, state: dict) -> "Preprocessor":
         return cls(**state)
+
+
+def constant_genes(values: np.ndarray, input_scale: InputScale, source: str = "",
+                   chunk: int = 2048) -> np.ndarray:
+    """Boolean mask of genes with one value in every sample, missing cells counting as
+    unexpressed (so a gene with no value at all is constant). Works through the columns in
+    chunks: a whole-transcriptome matrix is never copied whole."""
+    out = np.empty(values.shape[1], dtype=bool)
+    for j in range(0, values.shape[1], chunk):
+        t = to_log2p1(values[:, j:j + chunk], input_scale, source)
+        out[j:j + chunk] = t.max(axis=0) == t.min(axis=0)
+    return out
 
 
 def missing_genes(values: np.ndarray) -> np.ndarray:
