@@ -87,6 +87,6 @@ def test_summary_names_the_checkpoint_really_written(tmp_path):
     from tests.conftest import TINY, make_config
 
     first = train(make_config([*TINY, "trainer.max_steps=4"], tmp_path))
-    second = train(make_config([*TINY, "trainer.max_steps=6"], tmp_path))
+    second = train(make_config([*TINY, "trainer.max_steps=6", "overwrite=true"], tmp_path))
     assert first["checkpoint"] != second["checkpoint"]
     assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 6

@@ -39,14 +39,19 @@ def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
 
 @contextmanager
 def user_errors(output_dir: str | Path | None = None, task_name: str = ""):
-    """Print a :class:`GemdiffError` as one line and exit 2, leaving no half-made output folder."""
+    """Print a :class:`GemdiffError` as one line and exit non-zero (2 unless the error says
+    otherwise), leaving no half-made output folder.
+
+    Errors that mark a run folder as worth keeping (``keep_outputs``: an interrupted or diverged
+    training with its last good checkpoint, a folder that already held results) leave it as is.
+    """
     try:
         yield
     except GemdiffError as err:
-        if output_dir is not None:
+        if output_dir is not None and not getattr(err, "keep_outputs", False):
             _remove_hydra_leftovers(Path(output_dir), task_name)
         print(f"gemdiff {task_name}: error: {err}".replace("  ", " "), file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(err, "exit_code", 2))
 
 
 def hydra_output_dir() -> tuple[Path | None, str]:

@@ -29,3 +29,23 @@ class InputError(GemdiffError):
         self.source = None if source is None else str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
+
+
+class OutputExistsError(InputError):
+    """The output folder (``source``) already holds results of an earlier run; nothing there is
+    touched."""
+
+    keep_outputs = True
+
+
+class TrainingDiverged(GemdiffError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+    keep_outputs = True
+
+
+class TrainingInterrupted(GemdiffError):
+    """Training stopped on SIGTERM (e.g. a cluster scheduler) after saving a checkpoint."""
+
+    keep_outputs = True
+    exit_code = 143  # 128 + SIGTERM, as a process killed by the signal reports

@@ -26,7 +26,7 @@ from gemdiff.data.dataset import PreparedData
 from gemdiff.data.io import read_gemdiff, read_matrix
 from gemdiff.errors import GemdiffError, InputError
 from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
-from gemdiff.outputs import write_json
+from gemdiff.outputs import check_fresh, write_json
 from gemdiff.perturb import plot_perturbation_umap, split_samples
 from gemdiff.sample import plot_real_vs_synthetic
 
@@ -119,6 +119,7 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.synthetic and not cfg.perturbed:
         raise GemdiffError("nothing to score: give synthetic=... (with synthetic_labels=...) "
                            "and/or perturbed=...")
+    check_fresh(cfg.paths.output_dir, ["metrics.json"], cfg.get("overwrite", False))
     data = real_data(cfg)
     out = Path(cfg.paths.output_dir)
     parts, plots = {}, []

@@ -10,6 +10,27 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from gemdiff.errors import OutputExistsError
+
+
+def check_fresh(output_dir: str | Path, products: Sequence[str], overwrite: bool = False) -> None:
+    """Refuse to write into a folder that already holds any of ``products`` (relative paths;
+    a folder counts when it holds a file) unless ``overwrite`` is set.
+
+    Runs go to a new time-stamped folder by default; this guards a folder chosen by hand
+    (``hydra.run.dir=...``) or two runs started in the same second.
+    """
+    out = Path(output_dir)
+    found = []
+    for name in products:
+        p = out / name
+        if p.is_file() or (p.is_dir() and any(f.is_file() for f in p.rglob("*"))):
+            found.append(name)
+    if found and not overwrite:
+        raise OutputExistsError(
+            out, f"already holds results of an earlier run ({', '.join(found)}); pass "
+            "overwrite=true to replace them, or choose another folder with hydra.run.dir=...")
+
 
 def _replace(tmp: Path, path: Path) -> Path:
     os.replace(tmp, path)

@@ -25,9 +25,10 @@ from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import fit_svm, perturbation_metrics, umap_embed
 from gemdiff.models.gaussian import DiffusionOutput
-from gemdiff.outputs import write_json, write_matrix, write_table, write_text
+from gemdiff.outputs import check_fresh, write_json, write_matrix, write_table, write_text
 
 log = logging.getLogger("gemdiff.perturb")
+PRODUCTS = ("perturbed.tsv", "gene_scores.tsv", "core_genes.txt", "metrics.json")
 SPLITS = ("test", "train", "all")
 
 
@@ -102,6 +103,7 @@ def run(cfg: DictConfig) -> dict:
     """Perturb, score genes, compute metrics and write every file; returns the metrics."""
     if cfg.split not in SPLITS:
         raise GemdiffError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
+    check_fresh(cfg.paths.output_dir, PRODUCTS, cfg.get("overwrite", False))
     model = load_checkpoint(cfg.ckpt_path)
     src = model.class_index(cfg.source, cfg.ckpt_path)
     tgt = model.class_index(cfg.target, cfg.ckpt_path)

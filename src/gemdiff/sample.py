@@ -22,9 +22,10 @@ from gemdiff.checkpoint import TrainedModel, load_checkpoint
 from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import augmentation_metrics, umap_embed
-from gemdiff.outputs import write_json, write_labels, write_matrix
+from gemdiff.outputs import check_fresh, write_json, write_labels, write_matrix
 
 log = logging.getLogger("gemdiff.sample")
+PRODUCTS = ("synthetic.tsv", "synthetic_labels.tsv", "metrics.json")
 
 
 def labels_to_generate(model: TrainedModel, y_test: np.ndarray, n_per_class: int | None,
@@ -77,6 +78,7 @@ def plot_real_vs_synthetic(x_real: np.ndarray, y_real: np.ndarray, x_syn: np.nda
 
 def run(cfg: DictConfig) -> dict:
     """Sample, write the files and metrics; returns the metrics."""
+    check_fresh(cfg.paths.output_dir, PRODUCTS, cfg.get("overwrite", False))
     model = load_checkpoint(cfg.ckpt_path)
     data = model.data()
     labels = labels_to_generate(model, data.y_test, cfg.n_per_class, cfg.match)

@@ -19,13 +19,18 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import gemdiff
+from gemdiff.callbacks import AtomicCheckpointIO
 from gemdiff.cli import config_dir, run_task
-from gemdiff.outputs import write_json
+from gemdiff.errors import InputError, TrainingDiverged, TrainingInterrupted
+from gemdiff.outputs import check_fresh, write_json
 
 log = logging.getLogger("gemdiff.train")
+# What a finished run leaves in its folder; a folder holding any of them is not reused silently.
+PRODUCTS = ("summary.json", "loss.tsv", "checkpoints")
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -45,6 +50,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("data: %s", json.dumps(data.summary()))
 
     output_dir = Path(cfg.paths.output_dir)
+    resume = cfg.get("ckpt_path")
+    if resume:
+        _check_resumable(resume, data, cfg)
+    resuming_here = bool(resume) and output_dir.resolve() in Path(resume).resolve().parents
+    check_fresh(output_dir, PRODUCTS, cfg.get("overwrite", False) or resuming_here)
     output_dir.mkdir(parents=True, exist_ok=True)
     diffusion = hydra.utils.instantiate(cfg.diffusion)
     model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes, n_classes=len(data.classes),
@@ -65,15 +75,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = _instantiate_all(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(resolved)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      **extra)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:
+        ckpt = _last_checkpoint(trainer)
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM at step {trainer.global_step}; checkpoint {ckpt}; resume with "
+            f"ckpt_path={ckpt}") from None
+    except TrainingDiverged as err:
+        ckpt = _last_checkpoint(trainer)
+        kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written"
+        raise TrainingDiverged(f"{err}; {kept}") from None
     finally:
         _finish_loggers(loggers)
 
-    # The path the checkpoint callback really wrote (last-v1.ckpt if last.ckpt existed).
-    ckpt_cb = trainer.checkpoint_callback
-    ckpt = Path(ckpt_cb.last_model_path) if ckpt_cb and ckpt_cb.last_model_path else None
+    ckpt = _last_checkpoint(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {
         "checkpoint": str(ckpt) if ckpt and ckpt.exists() else None,
@@ -85,6 +104,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_json(summary, output_dir / "summary.json")
         log.info("checkpoint: %s", summary["checkpoint"])
     return summary
+
+
+def _check_resumable(path: str, data, cfg: DictConfig) -> None:
+    """A checkpoint to resume from must hold the same genes, classes and network."""
+    from gemdiff.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(path)
+    if saved.genes != data.genes:
+        raise InputError(path, f"was trained on other genes ({len(saved.genes)}, from "
+                               f"{saved.genes[0]!r}) than this run ({len(data.genes)}, from "
+                               f"{data.genes[0]!r}); resume with the data config it was trained on")
+    if saved.classes != data.classes:
+        raise InputError(path, f"has classes {saved.classes}, this run {data.classes}")
+    net = saved.denoiser.config.to_dict()
+    wanted = {k: v for k, v in OmegaConf.to_container(cfg.model.denoiser).items() if k in net}
+    differ = {k: (net[k], v) for k, v in wanted.items() if net[k] != v}
+    if differ:
+        raise InputError(path, "holds another network: " + ", ".join(
+            f"{k}={a} there, {b} here" for k, (a, b) in differ.items()))
+
+
+def _last_checkpoint(trainer) -> Path | None:
+    """The path the checkpoint callback really wrote (last-v1.ckpt if last.ckpt existed)."""
+    cb = trainer.checkpoint_callback
+    return Path(cb.last_model_path) if cb and cb.last_model_path else None
 
 
 def _finish_loggers(loggers: list[Any]) -> None:

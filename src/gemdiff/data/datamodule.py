@@ -23,19 +23,30 @@ def _rank() -> int:
     return 0
 
 
+def _private_generator() -> torch.Generator:
+    """A DataLoader draws a base seed each time it is iterated, from the global generator unless
+    given its own. A generator of its own keeps validation (and the loader's creation) from
+    shifting the global draws of training, so a resumed run matches an uninterrupted one."""
+    return torch.Generator().manual_seed(0)
+
+
 class RandomBatches(IterableDataset):
     """An endless stream of batches drawn with replacement from in-memory tensors.
 
     Each process (DDP rank) draws from its own generator, seeded with ``seed`` and its rank,
-    so ranks see different batches while runs stay reproducible.
+    so ranks see different batches while runs stay reproducible. ``start`` skips the batches
+    that steps before it drew: a resumed run sees the batches an uninterrupted one would.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 start: int = 0):
+        self.x, self.y, self.batch_size, self.seed, self.start = x, y, batch_size, seed, start
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed * 1009 + _rank())
         n = self.x.shape[0]
+        for _ in range(self.start):
+            torch.randint(n, (self.batch_size,), generator=gen)
         while True:
             idx = torch.randint(n, (self.batch_size,), generator=gen)
             yield {K.X: self.x[idx], K.Y: self.y[idx]}
@@ -53,7 +64,7 @@ class GEMDataModule(L.LightningDataModule):
         Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
     classes
         Keep only these classes.
-    input_scale, nan_policy, scaling, test_size, train_fraction
+    input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes
         Preprocessing and split (:func:`~gemdiff.data.dataset.prepare_data`).
     batch_size
         Training batch size.
@@ -82,6 +93,7 @@ class GEMDataModule(L.LightningDataModule):
         batch_size: int = 32,
         timesteps: int = 1000,
         seed: int = 0,
+        constant_genes: str = "error",
     ):
         super().__init__()
         self.source = dict(source)
@@ -91,11 +103,13 @@ class GEMDataModule(L.LightningDataModule):
             exclusive_subsets=exclusive_subsets, n_genes=n_genes, seed=seed)
         self.classes = None if classes is None else list(classes)
         self.options = dict(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
-                            test_size=test_size, train_fraction=train_fraction, seed=seed)
+                            test_size=test_size, train_fraction=train_fraction, seed=seed,
+                            constant_genes=constant_genes)
         self.batch_size = batch_size
         self.timesteps = timesteps
         self.seed = seed
         self.data: PreparedData | None = None
+        self._start_step = 0  # set when resuming from a checkpoint
 
     def prepare(self) -> PreparedData:
         """Read and prepare the data once; later calls return the same result."""
@@ -112,8 +126,17 @@ class GEMDataModule(L.LightningDataModule):
         self.y_test = torch.from_numpy(data.y_test)
 
     def train_dataloader(self) -> DataLoader:
-        stream = RandomBatches(self.x_train, self.y_train, self.batch_size, self.seed)
-        return DataLoader(stream, batch_size=None)
+        stream = RandomBatches(self.x_train, self.y_train, self.batch_size, self.seed,
+                               start=self._start_step)
+        return DataLoader(stream, batch_size=None, generator=_private_generator())
+
+    def state_dict(self) -> dict[str, Any]:
+        # Steps taken so far = batches consumed (one batch per optimizer step).
+        trainer = getattr(self, "trainer", None)
+        return {"batches_drawn": int(trainer.global_step) if trainer is not None else 0}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._start_step = int(state_dict.get("batches_drawn", 0))
 
     def val_dataloader(self) -> DataLoader:
         # The held-out split with fixed timesteps and noise, so validation losses of one run
@@ -126,4 +149,4 @@ class GEMDataModule(L.LightningDataModule):
             K.T: torch.randint(self.timesteps, (n,), generator=gen),
             K.NOISE: torch.randn(self.x_test.shape, generator=gen),
         }
-        return DataLoader([batch], batch_size=None)
+        return DataLoader([batch], batch_size=None, generator=_private_generator())

@@ -8,8 +8,12 @@ import lightning as L
 import torch
 
 from gemdiff import constants as K
+from gemdiff.errors import TrainingDiverged
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.gaussian import GaussianDiffusion
+
+
+RNG_KEY = "torch_rng_state"
 
 
 class GEMDiffModule(L.LightningModule):
@@ -72,9 +76,24 @@ class GEMDiffModule(L.LightningModule):
         self._loss_count += 1
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         if every and (self.global_step + 1) % every == 0:
+            self._check_finite()
             self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True)
             self._loss_sum, self._loss_count = None, 0
         return loss
+
+    def _check_finite(self) -> None:
+        """Stop with a clear error once the loss of the current window is NaN or infinite.
+
+        Read once per logging window (and before every checkpoint), not once per step: a
+        per-step read would stall the device; a diverged step is caught before its weights
+        are saved, so the last checkpoint on disk stays good.
+        """
+        if self._loss_sum is not None and not torch.isfinite(self._loss_sum):
+            step = self.global_step + 1
+            first = step - self._loss_count + 1
+            raise TrainingDiverged(
+                f"training diverged: the loss became {float(self._loss_sum)} between steps "
+                f"{first} and {step} (try a lower model.lr, or check the input scaling)")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]),
@@ -90,8 +109,19 @@ class GEMDiffModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_finite()
+        if not all(bool(torch.isfinite(p).all()) for p in self.denoiser.parameters()):
+            raise TrainingDiverged(f"training diverged: the weights hold NaN or infinite values "
+                                   f"at step {self.global_step}")
+        # The global generator draws the timesteps, the noise and the label dropout; saving its
+        # state lets a resumed run continue with exactly the draws an uninterrupted one makes.
+        checkpoint[RNG_KEY] = torch.get_rng_state()
         checkpoint[K.CKPT_SECTION] = {
             "denoiser": self.denoiser.config.to_dict(),
             "diffusion": self.diffusion.config(),
             **self.metadata,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if RNG_KEY in checkpoint:
+            torch.set_rng_state(checkpoint[RNG_KEY])
