@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from omegaconf import DictConfig, open_dict
 
 from gemdiff.cli import compose_config
@@ -13,6 +14,9 @@ from gemdiff.cli import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+settings.register_profile("default", max_examples=60)
+settings.register_profile("deep", max_examples=2000)
+settings.load_profile("default")
 
 
 def shared_data_dir() -> Path | None:
