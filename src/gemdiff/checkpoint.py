@@ -17,21 +17,28 @@ import torch
 from gemdiff import constants as K
 from gemdiff.data.preprocess import Preprocessor
 from gemdiff.errors import InputError
+from gemdiff.models import baselines
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.gaussian import GaussianDiffusion
 
 
 @dataclass
 class TrainedModel:
-    """A denoiser and its diffusion, ready for sampling, with the data state they were fit on."""
+    """A trained generator, ready for sampling, with the data state it was fit on.
 
-    denoiser: TransformerDenoiser
-    diffusion: GaussianDiffusion
+    ``kind`` is ``diffusion`` (GEMDiff: ``denoiser`` and ``diffusion`` are set) or a baseline
+    (``gaussian``, ``wgan``: ``sampler`` draws samples with ``sampler.sample(labels, seed)``).
+    """
+
+    denoiser: TransformerDenoiser | None
+    diffusion: GaussianDiffusion | None
     preprocessor: Preprocessor
     genes: list[str]
     classes: list[str]
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    kind: str = "diffusion"
+    sampler: Any = None
 
     def eps_fn(self, guidance: float = 1.0):
         """The noise predictor as ``eps(x_t, t, y)``, with classifier-free guidance.
@@ -90,13 +97,23 @@ def load_checkpoint(
     if not isinstance(ckpt, dict) or K.CKPT_SECTION not in ckpt:
         raise InputError(path, "is not a gemdiff checkpoint (no 'gemdiff' section)")
     meta = ckpt[K.CKPT_SECTION]
+    kind = meta.get("kind", "diffusion")
     raw = not ema and "current_model_state" in ckpt
-    state = ckpt["current_model_state"] if raw else ckpt["state_dict"]
-    denoiser = TransformerDenoiser(DenoiserConfig(**meta["denoiser"]))
-    prefix = "denoiser."
-    denoiser.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    denoiser.eval()
-    diffusion = GaussianDiffusion(**meta["diffusion"])
+    state = ckpt.get("current_model_state" if raw else "state_dict", {})
+    denoiser = diffusion = sampler = None
+    if kind == "diffusion":
+        denoiser = TransformerDenoiser(DenoiserConfig(**meta["denoiser"]))
+        denoiser.load_state_dict(_prefixed(state, "denoiser."))
+        denoiser.eval()
+        diffusion = GaussianDiffusion(**meta["diffusion"])
+    elif kind == "gaussian":
+        sampler = baselines.GaussianGenerator.from_state(meta["gaussian"])
+    elif kind == "wgan":
+        generator = baselines.Generator(baselines.WGANConfig(**meta["wgan"]))
+        generator.load_state_dict(_prefixed(state, "generator."))
+        sampler = baselines.WGANSampler(generator)
+    else:
+        raise InputError(path, f"holds a model of unknown kind {kind!r}")
     return TrainedModel(
         denoiser=denoiser,
         diffusion=diffusion,
@@ -104,5 +121,12 @@ def load_checkpoint(
         genes=list(meta["genes"]),
         classes=list(meta["classes"]),
         config=meta.get("config", {}),
-        meta={k: v for k, v in meta.items() if k not in ("denoiser", "diffusion", "config")},
+        meta={k: v for k, v in meta.items()
+              if k not in ("denoiser", "diffusion", "config", "gaussian", "wgan")},
+        kind=kind,
+        sampler=sampler,
     )
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -24,6 +24,7 @@ from gemdiff.checkpoint import TrainedModel, load_checkpoint
 from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import fit_svm, perturbation_metrics, umap_embed
+from gemdiff.models.baselines import MAPS, mean_shift_map, ot_map
 from gemdiff.models.gaussian import DiffusionOutput
 from gemdiff.outputs import check_fresh, write_json, write_matrix, write_table, write_text
 
@@ -39,8 +40,8 @@ class Perturbation:
     x_source: np.ndarray  # (n, n_genes)
     x_moved: np.ndarray  # decoded with the target label
     x_cycle: np.ndarray | None  # decoded with the source label: should equal x_source
-    encode: DiffusionOutput
-    decode: DiffusionOutput
+    encode: DiffusionOutput | None  # None for the baseline maps
+    decode: DiffusionOutput | None
 
 
 def perturb(model: TrainedModel, x: np.ndarray, source: int, target: int, steps: int = 250,
@@ -62,6 +63,18 @@ def perturb(model: TrainedModel, x: np.ndarray, source: int, target: int, steps:
             else None
     moved = model.preprocessor.snap_unexpressed(dec.x.numpy())
     return Perturbation(x, moved, cyc.x.numpy() if cycle else None, enc, dec)
+
+
+def apply_map(name: str, x: np.ndarray, data, source: int, target: int) -> Perturbation:
+    """A baseline perturbation map fitted on the real training split: ``mean_shift`` or ``ot``
+    (see :mod:`gemdiff.models.baselines`)."""
+    if name == "mean_shift":
+        moved = mean_shift_map(x, data.x_train, data.y_train, source, target)
+    elif name == "ot":
+        moved = ot_map(x, data.x_train[data.y_train == target])
+    else:
+        raise GemdiffError(f"map={name!r} is not one of {', '.join(MAPS)}")
+    return Perturbation(x, moved, None, None, None)
 
 
 def gene_scores(model: TrainedModel, x_source: np.ndarray, x_moved: np.ndarray,
@@ -103,6 +116,8 @@ def run(cfg: DictConfig) -> dict:
     """Perturb, score genes, compute metrics and write every file; returns the metrics."""
     if cfg.split not in SPLITS:
         raise GemdiffError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
+    if cfg.get("map", "bridge") not in MAPS:
+        raise GemdiffError(f"map={cfg.map!r} is not one of {', '.join(MAPS)}")
     check_fresh(cfg.paths.output_dir, PRODUCTS, cfg.get("overwrite", False))
     model = load_checkpoint(cfg.ckpt_path)
     src = model.class_index(cfg.source, cfg.ckpt_path)
@@ -114,9 +129,16 @@ def run(cfg: DictConfig) -> dict:
     rows = _rows(y, src)
     if len(rows) == 0:
         raise GemdiffError(f"the {cfg.split} split has no {cfg.source!r} samples")
-    torch.manual_seed(cfg.seed)
-    res = perturb(model, x[rows], src, tgt, cfg.ddim_steps, cfg.t_end, cfg.guidance,
-                  record=cfg.trajectory_frames, progress=True)
+    how = cfg.get("map", "bridge")
+    if how == "bridge":
+        if model.kind != "diffusion":
+            raise GemdiffError(f"{cfg.ckpt_path}: map=bridge needs a diffusion model, this is a "
+                               f"{model.kind} baseline; use map=mean_shift or map=ot")
+        torch.manual_seed(cfg.seed)
+        res = perturb(model, x[rows], src, tgt, cfg.ddim_steps, cfg.t_end, cfg.guidance,
+                      record=cfg.trajectory_frames, progress=True)
+    else:
+        res = apply_map(how, x[rows], data, src, tgt)
 
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +155,7 @@ def run(cfg: DictConfig) -> dict:
     svm = fit_svm(data.x_train, data.y_train)
     metrics = perturbation_metrics(res.x_source, res.x_moved, res.x_cycle, x_t_eval, x_t_ref,
                                    svm, tgt).to_dict()
-    metrics.update(source=cfg.source, target=cfg.target, split=cfg.split,
+    metrics.update(source=cfg.source, target=cfg.target, split=cfg.split, map=how,
                    ddim_steps=cfg.ddim_steps, t_end=cfg.t_end, guidance=cfg.guidance,
                    n_core_genes=int(scores.core.sum()), core_k=cfg.core_k)
     write_json(metrics, out / "metrics.json")
@@ -148,14 +170,15 @@ def _plots(cfg, model: TrainedModel, res: Perturbation, x_target: np.ndarray, ou
     from gemdiff import plots
 
     # Trajectory: intermediate states of encode and decode on the first two principal axes of
-    # the real samples (a fixed projection, so the panels are comparable).
-    pca = PCA(n_components=2, random_state=0).fit(np.concatenate([res.x_source, x_target]))
-    ref = pca.transform(x_target)
-    frames = [(f"encode t={lv}", pca.transform(s.numpy()), ref)
-              for lv, s in zip(res.encode.levels, res.encode.trajectory, strict=True)]
-    frames += [(f"decode t={lv}", pca.transform(s.numpy()), ref)
-               for lv, s in zip(res.decode.levels, res.decode.trajectory, strict=True)][1:]
-    plots.trajectory_panel(frames, out / "trajectory.png")
+    # the real samples (a fixed projection, so the panels are comparable). Bridge only.
+    if res.encode is not None:
+        pca = PCA(n_components=2, random_state=0).fit(np.concatenate([res.x_source, x_target]))
+        ref = pca.transform(x_target)
+        frames = [(f"encode t={lv}", pca.transform(s.numpy()), ref)
+                  for lv, s in zip(res.encode.levels, res.encode.trajectory, strict=True)]
+        frames += [(f"decode t={lv}", pca.transform(s.numpy()), ref)
+                   for lv, s in zip(res.decode.levels, res.decode.trajectory, strict=True)][1:]
+        plots.trajectory_panel(frames, out / "trajectory.png")
     if cfg.umap:
         plot_perturbation_umap(res.x_source, res.x_moved, x_target, cfg.source, cfg.target,
                                out / "umap.png", cfg.seed)

@@ -43,7 +43,13 @@ def labels_to_generate(model: TrainedModel, y_test: np.ndarray, n_per_class: int
 def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
              ddim_steps: int = 100, guidance: float = 1.0, seed: int = 0,
              batch_size: int = 4096, progress: bool = False) -> np.ndarray:
-    """Draw one sample per label (scaled units), in batches, reproducibly for a seed."""
+    """Draw one sample per label (scaled units), in batches, reproducibly for a seed.
+
+    ``sampler``, ``ddim_steps`` and ``guidance`` concern diffusion models; a baseline
+    (Gaussian, WGAN-GP) draws from its own sampler.
+    """
+    if model.kind != "diffusion":
+        return model.sampler.sample(labels, seed)
     if sampler not in ("ddpm", "ddim"):
         raise GemdiffError(f"sampler={sampler!r} is not one of 'ddpm', 'ddim'")
     gen = torch.Generator().manual_seed(seed)
@@ -97,7 +103,9 @@ def run(cfg: DictConfig) -> dict:
 
     metrics = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test,
                                    synth, labels, seed=cfg.seed, with_umap=cfg.umap).to_dict()
-    metrics.update(n_synthetic=len(labels), sampler=cfg.sampler, guidance=cfg.guidance)
+    metrics.update(n_synthetic=len(labels), model=model.kind,
+                   sampler=cfg.sampler if model.kind == "diffusion" else model.kind,
+                   guidance=cfg.guidance)
     write_json(metrics, out / "metrics.json")
     if cfg.umap:
         title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"

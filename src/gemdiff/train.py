@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import gemdiff
+from gemdiff import constants as K
 from gemdiff.callbacks import AtomicCheckpointIO
 from gemdiff.cli import config_dir, run_task
 from gemdiff.errors import InputError, TrainingDiverged, TrainingInterrupted
@@ -56,11 +57,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resuming_here = bool(resume) and output_dir.resolve() in Path(resume).resolve().parents
     check_fresh(output_dir, PRODUCTS, cfg.get("overwrite", False) or resuming_here)
     output_dir.mkdir(parents=True, exist_ok=True)
-    diffusion = hydra.utils.instantiate(cfg.diffusion)
-    model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes, n_classes=len(data.classes),
-                                    diffusion=diffusion)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    model.metadata = {
+    metadata = {
         "genes": data.genes,
         "classes": data.classes,
         "preprocessor": data.preprocessor.state_dict(),
@@ -70,12 +68,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "config": resolved,
         "gemdiff_version": gemdiff.__version__,
     }
+    if cfg.model.get("kind") == "gaussian":
+        return _fit_gaussian(cfg, data, metadata, output_dir)
+    diffusion = hydra.utils.instantiate(cfg.diffusion)
+    model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes, n_classes=len(data.classes),
+                                    diffusion=diffusion)
+    model.metadata = metadata
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(resolved)
     extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    if not model.automatic_optimization:  # the model steps its own optimizers (WGAN-GP)
+        extra["gradient_clip_val"] = None
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       **extra)
     try:
@@ -106,11 +112,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _fit_gaussian(cfg: DictConfig, data, metadata: dict, output_dir: Path) -> dict[str, Any]:
+    """The per-class Gaussian baseline: fitted in closed form, saved as a checkpoint that
+    ``gemdiff.sample`` and ``gemdiff.perturb`` read like any other."""
+    from gemdiff.models.baselines import GaussianGenerator
+
+    gauss = GaussianGenerator.fit(data.x_train, data.y_train, len(data.classes),
+                                  cfg.model.get("covariance", "ledoit_wolf"))
+    ckpt = output_dir / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint(
+        {"global_step": 0, K.CKPT_SECTION: {"kind": "gaussian", "gaussian": gauss.state(),
+                                             **metadata}}, ckpt)
+    summary = {"checkpoint": str(ckpt), "global_step": 0, "metrics": {},
+               "data": data.summary()}
+    write_json(summary, output_dir / "summary.json")
+    log.info("checkpoint: %s", ckpt)
+    return summary
+
+
 def _check_resumable(path: str, data, cfg: DictConfig) -> None:
     """A checkpoint to resume from must hold the same genes, classes and network."""
     from gemdiff.checkpoint import load_checkpoint
 
     saved = load_checkpoint(path)
+    if saved.kind != "diffusion" or "denoiser" not in cfg.model:
+        raise InputError(path, "only diffusion models resume from a checkpoint")
     if saved.genes != data.genes:
         raise InputError(path, f"was trained on other genes ({len(saved.genes)}, from "
                                f"{saved.genes[0]!r}) than this run ({len(data.genes)}, from "

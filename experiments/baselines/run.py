@@ -1,0 +1,165 @@
+"""GEMDiff against the baselines a user would pick instead, on the same data and metrics.
+
+    GEMDIFF_DATA_DIR=../shared/data python experiments/baselines/run.py [--seeds 0 1 2]
+
+For each dataset (the breast example at 16 genes; kidney RNAseqDB at 16, 64 and 256 random
+genes) and seed, trains GEMDiff, a per-class Gaussian (full covariance and Ledoit-Wolf
+shrinkage) and a WGAN-GP through ``gemdiff.train``; draws synthetic samples matched to the
+test split's class counts and scores them with the metrics of ``gemdiff.sample`` /
+``gemdiff.evaluate``; then carries the test tumours to normal with GEMDiff's bridge, the class
+mean shift and the exact optimal-transport map, scored as ``gemdiff.perturb`` does. The "real"
+rows are the null references: two random halves of real test data for augmentation, real test
+normals for perturbation. Finished (dataset, seed) cells are kept in ``results.csv`` and skipped
+on a re-run; ``results.md`` has mean and SD over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gemdiff.checkpoint import load_checkpoint
+from gemdiff.cli import compose_config
+from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
+from gemdiff.perturb import apply_map, perturb, split_samples
+from gemdiff.sample import generate
+from gemdiff.train import train
+
+HERE = Path(__file__).resolve().parent
+QUIET = ["logger=none", "callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+DATASETS = {
+    "breast_16": ["experiment=breast_16"],
+    "kidney_16": ["experiment=kidney_16", "data.n_genes=16"],
+    "kidney_64": ["experiment=kidney_16", "data.n_genes=64"],
+    "kidney_256": ["experiment=kidney_16", "data.n_genes=256"],
+}
+# Training budgets: GEMDiff as in experiments/README.md (quality, Table 1); WGAN-GP about the
+# same wall time (its steps count critic and generator updates).
+GENERATORS = {
+    "gemdiff": {
+        "breast": ["model.denoiser.tokenization=single", "trainer.max_steps=20000",
+                   "trainer.val_check_interval=5000",
+                   "callbacks.checkpoint.every_n_train_steps=5000"],
+        "kidney": ["model.denoiser.d_model=128", "model.denoiser.depth=4",
+                   "model.denoiser.tokenization=patch", "model.denoiser.patch_size=16",
+                   "trainer.max_steps=3000", "trainer.val_check_interval=3000",
+                   "callbacks.checkpoint.every_n_train_steps=3000"],
+    },
+    "gaussian_full": {"breast": ["model=gaussian", "model.covariance=full"]},
+    "gaussian_lw": {"breast": ["model=gaussian", "model.covariance=ledoit_wolf"]},
+    "wgan": {
+        "breast": ["model=wgan", "trainer.max_steps=6000", "trainer.val_check_interval=3000",
+                   "callbacks.checkpoint.every_n_train_steps=3000"],
+        "kidney": ["model=wgan", "trainer.max_steps=3000", "trainer.val_check_interval=3000",
+                   "callbacks.checkpoint.every_n_train_steps=3000"],
+    },
+}
+AUG_COLS = ["mmd_ratio", "svm_acc_synthetic", "tstr_acc", "c2st_auc", "dcr_ratio"]
+PERT_COLS = ["frac_to_target", "mmd_to_target_ratio", "transport_cost"]
+
+
+def _overrides(generator: str, dataset: str) -> list[str]:
+    budgets = GENERATORS[generator]
+    return budgets.get(dataset.split("_")[0], budgets["breast"])
+
+
+def run_cell(dataset: str, seed: int, work: Path) -> list[dict]:
+    rows, bridge_model = [], None
+    for gen in GENERATORS:
+        out = work / f"{dataset}_seed{seed}_{gen}"
+        cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",
+                              *_overrides(gen, dataset)], out)
+        t0 = time.perf_counter()
+        model = load_checkpoint(train(cfg)["checkpoint"])
+        train_s = time.perf_counter() - t0
+        data = model.data()
+        labels = np.sort(data.y_test)
+        t0 = time.perf_counter()
+        synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed))
+        sample_s = time.perf_counter() - t0
+        m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, synth,
+                                 labels, seed=seed).to_dict()
+        base = {"dataset": dataset, "seed": seed, "task": "augment"}
+        rows.append({**base, "method": gen, "train_seconds": round(train_s, 1),
+                     "sample_seconds": round(sample_s, 1), **m})
+        if gen == "gemdiff":
+            bridge_model = model
+            rows.append({**base, "method": "real (null)",
+                         "mmd_ratio": m["mmd_null"] / m["mmd_baseline"],
+                         "svm_acc_synthetic": m["svm_acc_test"], "tstr_acc": m["svm_acc_test"],
+                         "c2st_auc": m["c2st_auc_null"]})
+
+    model, data = bridge_model, bridge_model.data()
+    src, tgt = model.classes.index("tumor"), model.classes.index("normal")
+    x, y, _, x_o, y_o = split_samples(data, "test")
+    x_src, x_t_eval, x_t_ref = x[y == src], x[y == tgt], x_o[y_o == tgt]
+    svm = fit_svm(data.x_train, data.y_train)
+    base = {"dataset": dataset, "seed": seed, "task": "perturb"}
+    for method in ("bridge", "mean_shift", "ot"):
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        res = perturb(model, x_src, src, tgt) if method == "bridge" else \
+            apply_map(method, x_src, data, src, tgt)
+        m = perturbation_metrics(res.x_source, res.x_moved, res.x_cycle, x_t_eval, x_t_ref,
+                                 svm, tgt).to_dict()
+        rows.append({**base, "method": method, "sample_seconds": round(time.perf_counter() - t0,
+                                                                        1), **m})
+    rows.append({**base, "method": "real (null)", "frac_to_target": m["frac_to_target_real"],
+                 "mmd_to_target_ratio": 1.0})
+    return rows
+
+
+def _fmt(values: pd.Series, pct: bool) -> str:
+    v = values.dropna()
+    if v.empty:
+        return ""
+    mean, sd = v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{mean:.1%} ± {sd:.1%}" if pct else f"{mean:.3g} ± {sd:.2g}"
+
+
+def write_tables(rows: list[dict]) -> str:
+    df = pd.DataFrame(rows)
+    df.to_csv(HERE / "results.csv", index=False, float_format="%.6g")
+    seeds = sorted(df.seed.unique())
+    parts = [f"Mean ± SD over seeds {', '.join(map(str, seeds))} (cells with fewer seeds: "
+             "see results.csv).", ""]
+    for task, cols in (("augment", AUG_COLS + ["train_seconds"]), ("perturb", PERT_COLS)):
+        sub = df[df.task == task]
+        parts += [f"### {task}", "", "| dataset | method | " + " | ".join(cols) + " |",
+                  "| --- | --- |" + " ---: |" * len(cols)]
+        for (dataset, method), g in sub.groupby(["dataset", "method"], sort=False):
+            cells = [_fmt(g[c], c.endswith("acc") or c.startswith("svm") or c.startswith("frac"))
+                     if c in g else "" for c in cols]
+            parts.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
+        parts.append("")
+    text = "\n".join(parts)
+    (HERE / "results.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default="outputs/experiments/baselines")
+    args = parser.parse_args()
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    path = HERE / "results.csv"
+    rows = pd.read_csv(path).to_dict("records") if path.exists() else []
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            if any(r["dataset"] == dataset and r["seed"] == seed for r in rows):
+                continue
+            rows += run_cell(dataset, seed, Path(args.work))
+            print(write_tables(rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()

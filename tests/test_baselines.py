@@ -1,0 +1,136 @@
+"""Baseline generators and perturbation maps, and their use through the commands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gemdiff.checkpoint import load_checkpoint
+from gemdiff.errors import GemdiffError
+from gemdiff.models.baselines import GaussianGenerator, mean_shift_map, ot_map
+from gemdiff.sample import generate
+from gemdiff.train import train
+from tests.conftest import make_config
+
+# Not debug=fast: its network sizes belong to the diffusion model.
+QUICK = ["trainer.accelerator=cpu", "logger=none", "callbacks.progress_bar=null",
+         "trainer.enable_model_summary=false"]
+
+
+def _two_classes(n=300, g=6, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    centres = np.array([[-0.4] * g, [0.3] * g])
+    x = centres[y] + 0.1 * rng.standard_normal((n, g))
+    return x.astype(np.float32), y, centres
+
+
+def _closest_centre(x_syn, y_syn, x, y):
+    """For each class of the synthetic samples, the real class whose mean is nearest."""
+    real = np.stack([x[y == c].mean(0) for c in (0, 1)])
+    return [int(np.argmin(np.linalg.norm(real - x_syn[y_syn == c].mean(0), axis=1)))
+            for c in (0, 1)]
+
+
+@pytest.mark.parametrize("covariance", ["full", "ledoit_wolf", "diagonal"])
+def test_gaussian_fits_each_class(covariance):
+    x, y, centres = _two_classes()
+    gauss = GaussianGenerator.fit(x, y, 2, covariance)
+    labels = np.repeat([0, 1], 2000)
+    syn = gauss.sample(labels, seed=1)
+    assert syn.shape == (4000, 6) and syn.min() >= -1 and syn.max() <= 1
+    for c in (0, 1):
+        assert np.allclose(syn[labels == c].mean(0), x[y == c].mean(0), atol=0.01)
+        assert np.allclose(syn[labels == c].std(0), 0.1, atol=0.015)  # shrinkage evens it out
+        assert np.abs(syn[labels == c].mean(0) - centres[c]).max() < 0.05
+    assert np.array_equal(syn, gauss.sample(labels, seed=1))
+    back = GaussianGenerator.from_state(gauss.state())
+    assert np.array_equal(back.sample(labels, seed=1), syn)
+
+
+def test_gaussian_with_fewer_samples_than_genes():
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, (20, 50)), np.repeat([0, 1], 10)
+    for covariance in ("full", "ledoit_wolf"):
+        syn = GaussianGenerator.fit(x, y, 2, covariance).sample(np.array([0, 1] * 5))
+        assert np.isfinite(syn).all()
+
+
+def test_mean_shift_moves_by_the_difference_of_class_means():
+    x, y, _ = _two_classes()
+    moved = mean_shift_map(x[y == 1], x, y, 1, 0)
+    shift = x[y == 0].mean(0) - x[y == 1].mean(0)
+    assert np.allclose(moved, x[y == 1] + shift, atol=1e-6)
+
+
+def test_ot_map_between_equal_sets_is_a_matching():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(12, 3))
+    source = target[rng.permutation(12)] + 5.0  # translated copy: OT matches each to its twin
+    moved = ot_map(source, target)
+    assert np.allclose(moved, source - 5.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def gaussian_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gauss")
+    summary = train(make_config(QUICK + ["model=gaussian", "model.covariance=full"], out))
+    return summary["checkpoint"]
+
+
+def test_gaussian_through_train_sample_and_perturb(gaussian_ckpt, tmp_path):
+    from gemdiff.perturb import run as perturb_run
+
+    model = load_checkpoint(gaussian_ckpt)
+    assert model.kind == "gaussian"
+    data = model.data()
+    labels = np.repeat([0, 1], 200)
+    syn = generate(model, labels, seed=0)
+    assert _closest_centre(syn, labels, data.x_train, data.y_train) == [0, 1]
+    for how in ("mean_shift", "ot"):
+        m = perturb_run(make_config([f"ckpt_path={gaussian_ckpt}", f"map={how}", "umap=false"],
+                                    tmp_path / how, config_name="perturb"))
+        assert m["map"] == how and m["cycle_error"] is None
+        assert m["frac_to_target"] > 0.9
+        assert (tmp_path / how / "perturbed.tsv").exists()
+    with pytest.raises(GemdiffError, match="map=bridge needs a diffusion model"):
+        perturb_run(make_config([f"ckpt_path={gaussian_ckpt}", "umap=false"], tmp_path / "b",
+                                config_name="perturb"))
+
+
+def test_wgan_learns_the_class_means(tmp_path):
+    summary = train(make_config(QUICK + ["model=wgan", "model.hidden=64", "model.depth=2",
+                                         "model.lr=5e-4", "model.n_critic=3",
+                                         "trainer.max_steps=1200", "data.source.n_genes=8",
+                                         "trainer.val_check_interval=600"], tmp_path))
+    model = load_checkpoint(summary["checkpoint"])
+    assert model.kind == "wgan"
+    data = model.data()
+    labels = np.repeat([0, 1], 300)
+    syn = generate(model, labels, seed=0)
+    assert syn.shape == (600, 8) and np.abs(syn).max() <= 1
+    assert _closest_centre(syn, labels, data.x_train, data.y_train) == [0, 1]
+    assert np.array_equal(syn, generate(model, labels, seed=0))
+
+
+def test_comparison_table_builder(tmp_path, monkeypatch):
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("baselines_run",
+                                                  ROOT / "experiments" / "baselines" / "run.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    monkeypatch.setattr(driver, "HERE", tmp_path)
+    rows = []
+    for seed, ratio in ((0, 1.0), (1, 2.0), (2, 3.0)):
+        rows += [{"dataset": "d16", "seed": seed, "task": "augment", "method": "gemdiff",
+                  "mmd_ratio": ratio, "svm_acc_synthetic": 0.9, "train_seconds": 10.0},
+                 {"dataset": "d16", "seed": seed, "task": "perturb", "method": "ot",
+                  "frac_to_target": 0.5 + 0.1 * seed, "mmd_to_target_ratio": 1.0}]
+    text = driver.write_tables(rows)
+    assert "| d16 | gemdiff | 2 ± 1 | 90.0% ± 0.0% |" in text
+    assert "| d16 | ot | 60.0% ± 10.0% | 1 ± 0 |" in text
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 7
+    assert (tmp_path / "results.md").read_text() == text
