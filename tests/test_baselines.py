@@ -38,7 +38,7 @@ def test_gaussian_fits_each_class(covariance):
     gauss = GaussianGenerator.fit(x, y, 2, covariance)
     labels = np.repeat([0, 1], 2000)
     syn = gauss.sample(labels, seed=1)
-    assert syn.shape == (4000, 6) and syn.min() >= -1 and syn.max() <= 1
+    assert syn.shape == (4000, 6)
     for c in (0, 1):
         assert np.allclose(syn[labels == c].mean(0), x[y == c].mean(0), atol=0.01)
         assert np.allclose(syn[labels == c].std(0), 0.1, atol=0.015)  # shrinkage evens it out

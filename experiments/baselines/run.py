@@ -16,6 +16,7 @@ on a re-run; ``results.md`` has mean and SD over seeds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -69,15 +70,26 @@ def _overrides(generator: str, dataset: str) -> list[str]:
     return budgets.get(dataset.split("_")[0], budgets["breast"])
 
 
+def _trained(dataset: str, seed: int, gen: str, out: Path):
+    """Train, or reuse the model a killed run of this driver finished in ``out`` (same
+    overrides: delete the work folder after changing them)."""
+    done = out / "trained.json"
+    if done.exists():
+        info = json.loads(done.read_text())
+        return load_checkpoint(info["checkpoint"]), info["train_seconds"]
+    cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",
+                          *_overrides(gen, dataset)], out)
+    t0 = time.perf_counter()
+    ckpt = train(cfg)["checkpoint"]
+    info = {"checkpoint": ckpt, "train_seconds": round(time.perf_counter() - t0, 1)}
+    done.write_text(json.dumps(info))
+    return load_checkpoint(ckpt), info["train_seconds"]
+
+
 def run_cell(dataset: str, seed: int, work: Path) -> list[dict]:
     rows, bridge_model = [], None
     for gen in GENERATORS:
-        out = work / f"{dataset}_seed{seed}_{gen}"
-        cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",
-                              *_overrides(gen, dataset)], out)
-        t0 = time.perf_counter()
-        model = load_checkpoint(train(cfg)["checkpoint"])
-        train_s = time.perf_counter() - t0
+        model, train_s = _trained(dataset, seed, gen, work / f"{dataset}_seed{seed}_{gen}")
         data = model.data()
         labels = np.sort(data.y_test)
         t0 = time.perf_counter()

@@ -17,8 +17,8 @@ Perturbation maps (``gemdiff.perturb map=mean_shift`` or ``map=ot``), both fitte
   samples to move and the target class's training samples, applied as its barycentric
   projection: each sample goes to the plan-weighted mean of the target samples it is sent to.
 
-All work in the model's scaled units ([-1, 1]); generated values are clipped to that range, as
-the diffusion sampler clips its predictions of the clean sample.
+All work in the model's scaled units ([-1, 1]). The WGAN's tanh output and the mean shift stay
+in that range; the Gaussian's samples are left unclipped (see :class:`GaussianGenerator`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ COVARIANCES = ("full", "ledoit_wolf", "diagonal")
 
 
 class GaussianGenerator:
-    """Per-class multivariate normal: ``mean[c] + chol[c] @ z``, clipped to [-1, 1]."""
+    """Per-class multivariate normal: ``mean[c] + chol[c] @ z``.
+
+    Samples are not clipped to the data's [-1, 1]: on the breast example clipping raised the
+    MMD ratio from 1.38 to 2.81 (mean of 6 draws), so the plain normal is the stronger baseline.
+    """
 
     kind = "gaussian"
 
@@ -72,7 +76,7 @@ class GaussianGenerator:
     def sample(self, labels: np.ndarray, seed: int = 0) -> np.ndarray:
         z = np.random.default_rng(seed).standard_normal((len(labels), self.means.shape[1]))
         x = self.means[labels] + np.einsum("nij,nj->ni", self.chols[labels], z)
-        return np.clip(x, -1.0, 1.0).astype(np.float32)
+        return x.astype(np.float32)
 
     def state(self) -> dict[str, Any]:
         return {"means": torch.from_numpy(self.means), "chols": torch.from_numpy(self.chols),
