@@ -14,6 +14,7 @@ from tests.conftest import make_config
 
 # Not debug=fast: its network sizes belong to the diffusion model.
 QUICK = ["trainer.accelerator=cpu", "logger=none", "callbacks.progress_bar=null",
+         "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
 
 

@@ -24,7 +24,7 @@ from tests.conftest import TINY, make_config
 SMALL = TINY + ["model.denoiser.d_model=32", "model.denoiser.depth=1", "data.source.n_genes=8",
                 "data.source.n_samples=200", "trainer.val_check_interval=20",
                 "callbacks.checkpoint.every_n_train_steps=20", "logger=none",
-                "callbacks.progress_bar=null"]
+                "trainer.enable_progress_bar=false"]
 ENV = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
 
 

@@ -76,6 +76,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.metadata = metadata
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):  # one switch turns the bar off
+        from lightning.pytorch.callbacks import ProgressBar
+
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = _instantiate_all(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(resolved)
