@@ -95,3 +95,23 @@ def trajectory_panel(frames, path, xlim=None, ylim=None) -> Path:
             ax.set_xlim(xlim)
             ax.set_ylim(ylim)
     return _save(fig, path)
+
+
+def enrichment_dots(table, path, fdr: float) -> Path:
+    """Dot plot of enriched sets: -log10 q across, one row per set (best on top), dot size the
+    number of listed genes in the set, colour the fold enrichment; the line marks q = fdr."""
+    import numpy as np
+
+    df = table.iloc[::-1]
+    logq = -np.log10(np.clip(df["q"].to_numpy(dtype=float), 1e-300, None))
+    fig = Figure(figsize=(10, 0.32 * len(df) + 1.4), dpi=120, layout="tight")
+    ax = fig.add_subplot(1, 1, 1)
+    pts = ax.scatter(logq, np.arange(len(df)), s=20 + 8 * df["k"].to_numpy(dtype=float),
+                     c=df["fold"].to_numpy(dtype=float), cmap="viridis", edgecolors="k", lw=0.3)
+    ax.axvline(-np.log10(fdr), color="grey", ls="--", lw=0.8)
+    labels = [f"{s[:60]}  ({str(lib).removesuffix('.gmt')})"
+              for s, lib in zip(df["set"], df["library"], strict=True)]
+    ax.set_yticks(np.arange(len(df)), labels, fontsize=7)
+    ax.set_xlabel("-log10 q (Benjamini-Yekutieli)")
+    fig.colorbar(pts, ax=ax, label="fold enrichment")
+    return _save(fig, path)
