@@ -1,4 +1,4 @@
-.PHONY: install test test-full lint demo table1 quality clean
+.PHONY: install test test-full lint demo table1 quality baselines clean
 
 GEMDIFF_DATA_DIR ?= ../shared/data
 export GEMDIFF_DATA_DIR
@@ -25,5 +25,8 @@ quality:
 	python experiments/quality/run.py breast
 	python experiments/quality/run.py drivers
 
+baselines:
+	python experiments/baselines/run.py
+
 clean:
-	rm -rf outputs multirun lightning_logs .pytest_cache
+	rm -rf outputs multirun lightning_logs .pytest_cache .hypothesis
