@@ -133,6 +133,8 @@ class GeneSelection:
         sets = read_gmt(self.gmt)
         if self.gene_set not in sets:
             raise InputError(self.gmt, f"has no gene set {self.gene_set!r}")
+        if not sets[self.gene_set]:
+            raise InputError(self.gmt, f"gene set {self.gene_set!r} lists no genes")
         if mode == "gene_set":
             present = set(sets[self.gene_set]) & set(available)
             if not present:
