@@ -132,7 +132,7 @@ class AugmentationMetrics:
 
 def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: int = 0,
                          with_umap: bool = False) -> AugmentationMetrics:
-    """All augmentation metrics of the issue's definition.
+    """All augmentation metrics of `gemdiff.sample` and `gemdiff.evaluate`.
 
     ``mmd``: synthetic vs real test; ``mmd_baseline``: real train vs real test; ``mmd_null``:
     two random halves of real test. ``svm_acc_*``: an SVM fit on real train, scored on real
