@@ -68,7 +68,7 @@ def lightning_app(d_model: int, depth: int, tokenization: str, steps: int) -> fl
                      "data.batch_size=32", f"model.denoiser.d_model={d_model}",
                      f"model.denoiser.depth={depth}", f"model.denoiser.tokenization={tokenization}",
                      "trainer.enable_model_summary=false", "callbacks.progress_bar=null",
-                     "+trainer.enable_progress_bar=false", f"trainer.max_steps={50 + steps}",
+                     "trainer.enable_progress_bar=false", f"trainer.max_steps={50 + steps}",
                      f"trainer.val_check_interval={10**9}",
                      "+callbacks.timer._target_=train_throughput.StepTimer"]
         train(compose_config(overrides, tmp))
