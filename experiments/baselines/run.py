@@ -67,7 +67,8 @@ PERT_COLS = ["frac_to_target", "mmd_to_target_ratio", "transport_cost"]
 
 def _overrides(generator: str, dataset: str) -> list[str]:
     budgets = GENERATORS[generator]
-    return budgets.get(dataset.split("_")[0], budgets["breast"])
+    kind = dataset.split("_")[0]
+    return budgets[kind] if kind in budgets else budgets["breast"]
 
 
 def _trained(dataset: str, seed: int, gen: str, out: Path):
