@@ -30,7 +30,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from gemdiff.cli import config_dir, run_task
-from gemdiff.data.io import read_gmt
+from gemdiff.data.io import _check_file, _open_text, read_gmt
 from gemdiff.errors import GemdiffError, InputError
 from gemdiff.outputs import check_fresh, write_json, write_table
 
@@ -39,55 +39,47 @@ PRODUCTS = ("enrichment.tsv", "summary.json")
 TOPPGENE_URL = "https://toppgene.cchmc.org/API"
 
 
-def read_gene_list(path: str | Path) -> list[str]:
-    """Genes from a text file (one per line; ``core_genes.txt``) or a table with a ``gene``
-    column (``gene_scores.tsv``: only rows whose ``core`` column is true, if it has one)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found" if not path.exists() else "is not a file")
+def _lines(path: str | Path) -> list[list[str]]:
+    """Non-empty lines of a text file (gzip allowed), split on tabs and stripped."""
+    path = _check_file(path)
     try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
-    except UnicodeDecodeError as err:
+        with _open_text(path) as fh:
+            rows = [[f.strip() for f in ln.rstrip("\n").split("\t")] for ln in fh]
+    except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be read as text ({err})") from None
-    lines = [ln for ln in lines if ln]
-    header = lines[0].split("\t") if lines else []
-    if "gene" in header:
-        df = pd.read_csv(path, sep="\t", dtype={"gene": str})
-        if "core" in df.columns:
-            df = df[df["core"].astype(str).str.lower() == "true"]
-        genes = df["gene"].dropna().str.strip().tolist()
-    else:
-        genes = [ln.split("\t")[0].strip() for ln in lines]
+    return [r for r in rows if any(r)]
+
+
+def _unique(path: str | Path, genes: Sequence[str]) -> list[str]:
     genes = list(dict.fromkeys(g for g in genes if g))
     if not genes:
         raise InputError(path, "holds no genes")
     return genes
+
+
+def read_gene_list(path: str | Path) -> list[str]:
+    """Genes from a text file (one per line; ``core_genes.txt``) or a table with a ``gene``
+    column (``gene_scores.tsv``: only rows whose ``core`` column is true, if it has one)."""
+    rows = _lines(path)
+    header = rows[0] if rows else []
+    if "gene" not in header:
+        return _unique(path, [r[0] for r in rows])
+    g = header.index("gene")
+    c = header.index("core") if "core" in header else None
+    return _unique(path, [r[g] for r in rows[1:] if len(r) > g
+                          and (c is None or (len(r) > c and r[c].lower() == "true"))])
 
 
 def read_background(path: str | Path) -> list[str]:
     """Background genes: the genes of a matrix (GEMDiff format: its header; RNAseqDB format:
-    its first column) or a gene list (one per line). Only names are read."""
-    import gzip
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found" if not path.exists() else "is not a file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig") as fh:
-            first = fh.readline().rstrip("\r\n").split("\t")
-            if first[0] == "Hugo_Symbol":  # RNAseqDB: genes x samples
-                genes = [ln.split("\t", 1)[0].strip() for ln in fh]
-            elif len(first) > 1 and first[0] == "":  # GEMDiff matrix: samples x genes
-                genes = [g.strip() for g in first[1:]]
-            else:
-                genes = [first[0].strip()] + [ln.split("\t", 1)[0].strip() for ln in fh]
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot be read ({err})") from None
-    genes = list(dict.fromkeys(g for g in genes if g))
-    if not genes:
-        raise InputError(path, "holds no genes")
-    return genes
+    its first column) or a gene list (one per line). Only names are used."""
+    rows = _lines(path)
+    first = rows[0] if rows else [""]
+    if first[0] == "Hugo_Symbol":  # RNAseqDB: genes x samples
+        return _unique(path, [r[0] for r in rows[1:]])
+    if len(first) > 1 and first[0] == "":  # GEMDiff matrix: samples x genes
+        return _unique(path, first[1:])
+    return _unique(path, [r[0] for r in rows])
 
 
 def over_representation(genes: Sequence[str], library: dict[str, list[str]],
@@ -177,7 +169,7 @@ def run(cfg: DictConfig) -> dict:
                            "a 'gene' column)")
     genes = read_gene_list(cfg.genes)
     if cfg.toppgene:
-        table, background, libs = toppgene(genes, cfg.fdr), None, ["ToppGene"]
+        table, background, libs, missing = toppgene(genes, cfg.fdr), None, ["ToppGene"], []
     else:
         libraries = {Path(p).name: read_gmt(p) for p in cfg.libraries}
         if cfg.background:
@@ -188,7 +180,8 @@ def run(cfg: DictConfig) -> dict:
             log.warning("no background given: using the %d genes of the libraries; give "
                         "background=<matrix> to test against the genes measured",
                         len(background))
-        missing = [g for g in genes if g not in set(background)]
+        in_background = set(background)
+        missing = [g for g in genes if g not in in_background]
         if len(missing) == len(genes):
             raise InputError(cfg.genes, "shares no gene with the background")
         if missing:
@@ -201,8 +194,7 @@ def run(cfg: DictConfig) -> dict:
     write_table(table, out / "enrichment.tsv")
     summary = {
         "n_genes": len(genes),
-        "n_in_background": None if background is None else int(
-            sum(g in set(background) for g in genes)),
+        "n_in_background": None if background is None else len(genes) - len(missing),
         "background_size": None if background is None else len(background),
         "libraries": libs, "fdr": cfg.fdr, "n_sets_tested": int(len(table)),
         "n_significant": int(table["significant"].sum()) if len(table) else 0,

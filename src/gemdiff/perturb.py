@@ -116,8 +116,9 @@ def run(cfg: DictConfig) -> dict:
     """Perturb, score genes, compute metrics and write every file; returns the metrics."""
     if cfg.split not in SPLITS:
         raise GemdiffError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
-    if cfg.get("map", "bridge") not in MAPS:
-        raise GemdiffError(f"map={cfg.map!r} is not one of {', '.join(MAPS)}")
+    how = cfg.get("map", "bridge")
+    if how not in MAPS:
+        raise GemdiffError(f"map={how!r} is not one of {', '.join(MAPS)}")
     check_fresh(cfg.paths.output_dir, PRODUCTS, cfg.get("overwrite", False))
     model = load_checkpoint(cfg.ckpt_path)
     src = model.class_index(cfg.source, cfg.ckpt_path)
@@ -129,7 +130,6 @@ def run(cfg: DictConfig) -> dict:
     rows = _rows(y, src)
     if len(rows) == 0:
         raise GemdiffError(f"the {cfg.split} split has no {cfg.source!r} samples")
-    how = cfg.get("map", "bridge")
     if how == "bridge":
         if model.kind != "diffusion":
             raise GemdiffError(f"{cfg.ckpt_path}: map=bridge needs a diffusion model, this is a "
