@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "sample": "generate synthetic expression per class from a checkpoint (augmentation)",
     "perturb": "carry samples of one class to another and score the genes that move",
     "evaluate": "score synthetic or perturbed expression from any generator against real data",
+    "screen": "score gene-set subsets by how well they separate the classes (UMAP silhouette)",
     "enrich": "test a gene list (core genes) for over-representation in gene-set libraries",
     "download": "fetch a public dataset into the data folder and verify its checksums",
 }

@@ -49,3 +49,10 @@ class TrainingInterrupted(GemdiffError):
 
     keep_outputs = True
     exit_code = 143  # 128 + SIGTERM, as a process killed by the signal reports
+
+
+class ScreenInterrupted(GemdiffError):
+    """A screen stopped by Ctrl-C or SIGTERM; the scores computed so far stay in its cache."""
+
+    keep_outputs = True
+    exit_code = 130

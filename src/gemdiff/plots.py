@@ -115,3 +115,59 @@ def enrichment_dots(table, path, fdr: float) -> Path:
     ax.set_xlabel("-log10 q (Benjamini-Yekutieli)")
     fig.colorbar(pts, ax=ax, label="fold enrichment")
     return _save(fig, path)
+
+
+def screen_histogram(subsets, control, high: float, low: float, path) -> Path:
+    """Silhouette of the library's subsets against the random control sets, with the high and
+    low cluster-potential thresholds."""
+    import numpy as np
+
+    s, c = np.asarray(subsets, float), np.asarray(control, float)
+    s, c = s[np.isfinite(s)], c[np.isfinite(c)]
+    values = np.concatenate([s, c]) if len(c) else s
+    bins = np.linspace(values.min(), values.max(), 40) if len(values) and np.ptp(values) else 20
+    fig = Figure(figsize=(6, 3.5), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    if len(c):
+        ax.hist(c, bins=bins, density=True, alpha=0.5, color="grey",
+                label=f"random sets (n={len(c)})")
+    ax.hist(s, bins=bins, density=True, alpha=0.6, color="#1f77b4",
+            label=f"gene-set subsets (n={len(s)})")
+    for x, name in ((high, "high"), (low, "low")):
+        ax.axvline(x, color="#d62728", ls="--", lw=1)
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {name}", color="#d62728", fontsize=8, va="top")
+    ax.set_xlabel("silhouette by class")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def screen_umaps(panels, classes, path) -> Path:
+    """UMAPs of the best and worst subsets: ``panels`` is a list of (title, embedding)."""
+    import numpy as np
+
+    classes = np.asarray(classes)
+    names = sorted(set(classes.tolist()))
+    ncol = min(len(panels), max(1, len(panels) // 2)) if len(panels) > 1 else 1
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig = Figure(figsize=(3 * ncol, 3 * nrow), dpi=110, layout="tight")
+    for i, (title, emb) in enumerate(panels):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        _scatter_groups(ax, emb, classes, zip(names, PALETTE * 3, strict=False), size=4)
+        ax.set_title(title, fontsize=7)
+    return _save(fig, path)
+
+
+def feature_sizes(table, path) -> Path:
+    """Mean +- SD silhouette of random gene sets against their size (the paper's Table 2)."""
+    fig = Figure(figsize=(5, 3.5), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    for col, label in (("all", "random genes"), ("sets", "random gene-set genes")):
+        ax.errorbar(table["size"], table[f"{col}_mean"], yerr=table[f"{col}_sd"], marker="o",
+                    ms=4, capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("genes per set")
+    ax.set_ylabel("silhouette by class")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)

@@ -30,6 +30,7 @@ class SyntheticGEM:
     gem: GEM
     drivers: list[str]
     shifts: dict[str, float]  # driver -> mean change (log2 units), first class to second
+    gene_sets: dict[str, list[str]]  # MODULE_<k> -> the genes of module k (a GMT-like library)
 
 
 def simulate_gem(
@@ -42,6 +43,7 @@ def simulate_gem(
     frac_low: float = 0.15,
     dropout: float = 0.3,
     classes: tuple[str, str] = ("normal", "tumor"),
+    drivers_in_module: bool = False,
     seed: int = 0,
 ) -> SyntheticGEM:
     """Simulate a two-class GEM (samples x genes, log2 scale) with planted drivers.
@@ -58,6 +60,9 @@ def simulate_gem(
         Share of samples in the second class (``classes[1]``).
     frac_low, dropout
         Share of lowly expressed genes, and the chance that such a cell is unexpressed.
+    drivers_in_module
+        Draw every driver from module 1 (a pathway that changes between the phenotypes, for
+        gene-set screening) instead of from all genes.
     seed
         Everything is drawn from one generator seeded here.
     """
@@ -77,8 +82,12 @@ def simulate_gem(
     module = rng.integers(0, n_modules, n_genes)
     load = rng.uniform(0.4, 0.9, n_genes)
 
-    driver_idx = np.sort(rng.choice(np.flatnonzero(~low) if (~low).sum() >= n_drivers
-                                    else np.arange(n_genes), size=n_drivers, replace=False))
+    pool = np.flatnonzero(~low & (module == 0)) if drivers_in_module else np.flatnonzero(~low)
+    if len(pool) < n_drivers:
+        pool = np.flatnonzero(module == 0) if drivers_in_module else np.arange(n_genes)
+    if len(pool) < n_drivers:
+        raise ValueError(f"module 1 has {len(pool)} genes, fewer than n_drivers={n_drivers}")
+    driver_idx = np.sort(rng.choice(pool, size=n_drivers, replace=False))
     shift = np.zeros(n_genes)
     shift[driver_idx] = rng.uniform(*effect, n_drivers) * rng.choice([-1.0, 1.0], n_drivers)
 
@@ -88,7 +97,9 @@ def simulate_gem(
     x[(rng.random(x.shape) < dropout) & low] = np.nan
 
     labels = np.array([classes[i] for i in y])
+    drivers = [genes[i] for i in driver_idx]
+    sets = {f"MODULE_{k + 1}": [genes[i] for i in np.flatnonzero(module == k)]
+            for k in range(n_modules)}
     gem = GEM(x, samples, genes, labels, source="synthetic",
-              meta={"drivers": [genes[i] for i in driver_idx]})
-    return SyntheticGEM(gem, [genes[i] for i in driver_idx],
-                        {genes[i]: float(shift[i]) for i in driver_idx})
+              meta={"drivers": drivers, "gene_sets": sets})
+    return SyntheticGEM(gem, drivers, {genes[i]: float(shift[i]) for i in driver_idx}, sets)

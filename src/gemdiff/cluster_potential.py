@@ -1,0 +1,245 @@
+"""Cluster potential of a gene subset: how well its expression separates the phenotypes.
+
+The score is the paper's: the silhouette by class of a 2-D UMAP of the samples (n_neighbors=90,
+min_dist=0.3). Also computed: the silhouette on a class-balanced draw of the samples and the
+silhouette in gene space (no UMAP). Scoring many subsets runs in parallel, with each result
+appended to a cache file as it arrives so that an interrupted screen resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import silhouette_score
+from sklearn.neighbors import NearestNeighbors
+
+from gemdiff.data.preprocess import check_choice
+
+Knn = Literal["exact", "umap"]
+Balanced = Literal["embedding", "refit", "none"]
+Score = Literal["umap", "gene"]
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    """UMAP settings of the screen.
+
+    ``n_epochs`` of optimisation (UMAP's own default is 500 below 10,000 samples; fewer epochs
+    are much faster for a small cost in agreement, see ``benchmarks/screen_speed.py``).
+    ``knn``: ``exact`` passes neighbours computed by scikit-learn to UMAP (``precomputed_knn``),
+    ``umap`` lets UMAP find them itself.
+    """
+
+    n_neighbors: int = 90
+    min_dist: float = 0.3
+    n_epochs: int | None = 200
+    knn: str = "exact"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("umap.knn", self.knn, Knn)
+
+
+def umap_2d(x: np.ndarray, p: UmapParams) -> np.ndarray:
+    """Seeded 2-D UMAP of the rows of ``x`` (fewer neighbours when there are few rows)."""
+    import umap
+
+    k = max(2, min(p.n_neighbors, len(x) - 1))
+    knn = None
+    if p.knn == "exact":
+        dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+        knn = (idx, dist, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs forced to 1 by the seed; disconnected graphs
+        reducer = umap.UMAP(n_neighbors=k, min_dist=p.min_dist, n_epochs=p.n_epochs,
+                            random_state=p.seed, n_jobs=1, precomputed_knn=knn or (None,) * 3)
+        return reducer.fit_transform(x)
+
+
+def class_silhouette(x: np.ndarray, y: np.ndarray) -> float:
+    """Silhouette score by class (Euclidean); NaN when it is undefined."""
+    if len(np.unique(y)) < 2 or len(np.unique(x, axis=0)) < 2:
+        return float("nan")
+    return float(silhouette_score(x, y))
+
+
+def balanced_rows(y: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted row indices of a draw with the smallest class's count from every class."""
+    rng = np.random.default_rng(seed)
+    n = np.bincount(y)[np.unique(y)].min()
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), n, replace=False)
+                                   for c in np.unique(y)]))
+
+
+def score_subset(x: np.ndarray, y: np.ndarray, balanced: np.ndarray | None,
+                 umap: UmapParams, score: str = "umap", balanced_mode: str = "embedding"
+                 ) -> dict[str, float]:
+    """Scores of one subset: ``x`` holds the subset's genes for every sample.
+
+    ``silhouette`` is the primary score (on the UMAP embedding, or in gene space when ``score``
+    is ``gene``), ``silhouette_balanced`` the same on the class-balanced rows (``embedding``:
+    those rows of the embedding of all samples; ``refit``: their own UMAP) and
+    ``silhouette_gene`` the silhouette in gene space.
+    """
+    gene = class_silhouette(x, y)
+    if score == "gene":
+        out = {"silhouette": gene}
+        if balanced is not None:
+            out["silhouette_balanced"] = class_silhouette(x[balanced], y[balanced])
+        return out | {"silhouette_gene": gene}
+    emb = umap_2d(x, umap)
+    out = {"silhouette": class_silhouette(emb, y)}
+    if balanced is not None:
+        emb_b = umap_2d(x[balanced], umap) if balanced_mode == "refit" else emb[balanced]
+        out["silhouette_balanced"] = class_silhouette(emb_b, y[balanced])
+    return out | {"silhouette_gene": gene}
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Everything besides the genes that a subset's scores depend on."""
+
+    umap: UmapParams
+    score: str = "umap"
+    balanced: str = "embedding"
+
+    def __post_init__(self):
+        check_choice("score", self.score, Score)
+        check_choice("balanced", self.balanced, Balanced)
+
+
+def _score_chunk(chunk: list[tuple[str, np.ndarray]], y: np.ndarray, balanced: np.ndarray | None,
+                 settings: ScoreSettings) -> list[tuple[str, dict[str, float]]]:
+    return [(key, score_subset(x, y, balanced, settings.umap, settings.score, settings.balanced))
+            for key, x in chunk]
+
+
+class ScoreCache:
+    """Scores by key, one JSON line per subset appended as results arrive.
+
+    A line cut short by a kill is ignored when the file is read back.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.scores: dict[str, dict[str, float]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self.scores[row["key"]] = row["scores"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.scores
+
+    def add_all(self, rows: Iterable[tuple[str, dict[str, float]]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            for key, scores in rows:
+                self.scores[key] = scores
+                f.write(json.dumps({"key": key, "scores": scores}) + "\n")
+            f.flush()
+
+
+def subset_keys(x: np.ndarray, y: np.ndarray, balanced: np.ndarray | None,
+                settings: ScoreSettings, columns: Sequence[Sequence[int]]) -> list[str]:
+    """A cache key per subset: a hash of its values, the labels, the draw and the settings."""
+    base = hashlib.sha1(json.dumps(asdict(settings), sort_keys=True).encode())
+    base.update(np.ascontiguousarray(y).tobytes())
+    base.update(b"none" if balanced is None else np.ascontiguousarray(balanced).tobytes())
+    keys = []
+    for cols in columns:
+        h = base.copy()
+        h.update(np.ascontiguousarray(x[:, list(cols)]).tobytes())
+        keys.append(h.hexdigest())
+    return keys
+
+
+def score_many(x: np.ndarray, y: np.ndarray, columns: Sequence[Sequence[int]],
+               settings: ScoreSettings, cache: ScoreCache, balanced: np.ndarray | None = None,
+               n_jobs: int = 1, chunk_size: int = 4,
+               progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+    """Score every column subset of ``x`` (samples x genes) in parallel, through ``cache``.
+
+    Subsets already in the cache are not recomputed; new results are appended to it chunk by
+    chunk, so stopping at any point loses at most the chunks in flight. ``progress`` is called
+    with the number of subsets finished by each chunk (cached ones first).
+    """
+    keys = subset_keys(x, y, balanced, settings, columns)
+    todo, seen = [], set()
+    for key, cols in zip(keys, columns, strict=True):
+        if key not in cache and key not in seen:
+            seen.add(key)
+            todo.append((key, np.ascontiguousarray(x[:, list(cols)])))
+    if progress:
+        progress(len(keys) - len(todo))
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    if n_jobs == 1 or len(chunks) <= 1:
+        results = (_score_chunk(c, y, balanced, settings) for c in chunks)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_score_chunk)(c, y, balanced, settings) for c in chunks)
+    for rows in results:
+        cache.add_all(rows)
+        if progress:
+            progress(len(rows))
+    return [cache.scores[k] for k in keys]
+
+
+def empirical_p(scores: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """One-sided p-value of each score against a null sample: (1 + #null >= s) / (1 + n)."""
+    null = np.sort(null[np.isfinite(null)])
+    above = len(null) - np.searchsorted(null, scores, side="left")
+    p = (1.0 + above) / (1.0 + len(null))
+    return np.where(np.isfinite(scores), p, np.nan)
+
+
+@dataclass
+class ScreenStats:
+    """Subset scores against the random control sets."""
+
+    subset_mean: float
+    subset_sd: float
+    control_mean: float
+    control_sd: float
+    t: float
+    p_student: float  # Student's t-test (equal variances), as in the paper
+    p_welch: float
+    high_threshold: float
+    low_threshold: float
+
+
+def compare_to_control(subsets: np.ndarray, control: np.ndarray, flag_sd: float = 1.0,
+                       reference: str = "subsets") -> ScreenStats:
+    """t-tests of the subset scores against the control and the high/low thresholds:
+    mean +- ``flag_sd`` SD of the subsets' scores (``reference="subsets"``) or the control's."""
+    s, c = subsets[np.isfinite(subsets)], control[np.isfinite(control)]
+    if len(c) >= 2 and len(s) >= 2:
+        t, p = stats.ttest_ind(s, c, equal_var=True)
+        p_welch = stats.ttest_ind(s, c, equal_var=False).pvalue
+    else:
+        t = p = p_welch = float("nan")
+    ref = s if reference == "subsets" else c
+    mean, sd = float(np.mean(ref)), float(np.std(ref, ddof=1)) if len(ref) > 1 else 0.0
+    return ScreenStats(float(np.mean(s)), float(np.std(s, ddof=1)) if len(s) > 1 else 0.0,
+                       float(np.mean(c)) if len(c) else float("nan"),
+                       float(np.std(c, ddof=1)) if len(c) > 1 else float("nan"),
+                       float(t), float(p), float(p_welch),
+                       mean + flag_sd * sd, mean - flag_sd * sd)
+
+
+def flags(scores: np.ndarray, st: ScreenStats) -> np.ndarray:
+    """``high`` above the high threshold, ``low`` below the low one, else empty."""
+    return np.where(scores > st.high_threshold, "high",
+                    np.where(scores < st.low_threshold, "low", ""))
