@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "perturb": "carry samples of one class to another and score the genes that move",
     "evaluate": "score synthetic or perturbed expression from any generator against real data",
     "screen": "score gene-set subsets by how well they separate the classes (UMAP silhouette)",
+    "subset": "train and perturb one screened subset (a job of the core-gene sweep)",
+    "core": "sweep a model over the screened subsets and call the core genes",
     "enrich": "test a gene list (core genes) for over-representation in gene-set libraries",
     "download": "fetch a public dataset into the data folder and verify its checksums",
 }

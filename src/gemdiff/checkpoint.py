@@ -65,7 +65,7 @@ class TrainedModel:
 
         return prepare_from_checkpoint(self.config["data"]["source"], self.genes, self.classes,
                                        self.preprocessor, self.meta["train_ids"],
-                                       self.meta["test_ids"])
+                                       self.meta["test_ids"], self.meta.get("permuted_labels"))
 
     def class_index(self, name: str, source: str | None = None) -> int:
         """Index of a class by name; an unknown name is a user error listing the valid ones."""

@@ -79,14 +79,17 @@ def apply_map(name: str, x: np.ndarray, data, source: int, target: int) -> Pertu
 
 def gene_scores(model: TrainedModel, x_source: np.ndarray, x_moved: np.ndarray,
                 k: float = 1.0) -> pd.DataFrame:
-    """Per gene: perturbation score (mean |x - x'|, scaled units), mean signed change in
+    """Per gene: perturbation score (mean |x - x'|, scaled units; ``score_log2`` the same in
+    log2(n + 1) units, comparable between models of different genes), mean signed change in
     log2(n + 1) units, z-score of the score across genes, and the core flag (z > k)."""
     score = np.abs(x_moved - x_source).mean(axis=0)
     pre = model.preprocessor
     change = (pre.to_log2p1_scale(x_moved) - pre.to_log2p1_scale(x_source)).mean(axis=0)
+    score_log2 = np.abs(pre.to_log2p1_scale(x_moved) - pre.to_log2p1_scale(x_source)).mean(axis=0)
     sd = score.std()
     z = (score - score.mean()) / sd if sd > 0 else np.zeros_like(score)
-    df = pd.DataFrame({"gene": model.genes, "score": score, "mean_change_log2": change,
+    df = pd.DataFrame({"gene": model.genes, "score": score, "score_log2": score_log2,
+                       "mean_change_log2": change,
                        "direction": np.where(change >= 0, "up", "down"), "z": z,
                        "core": z > k})
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
@@ -136,7 +139,7 @@ def run(cfg: DictConfig) -> dict:
                                f"{model.kind} baseline; use map=mean_shift or map=ot")
         torch.manual_seed(cfg.seed)
         res = perturb(model, x[rows], src, tgt, cfg.ddim_steps, cfg.t_end, cfg.guidance,
-                      record=cfg.trajectory_frames, progress=True)
+                      record=cfg.trajectory_frames, progress=cfg.get("progress", True))
     else:
         res = apply_map(how, x[rows], data, src, tgt)
 
@@ -171,7 +174,7 @@ def _plots(cfg, model: TrainedModel, res: Perturbation, x_target: np.ndarray, ou
 
     # Trajectory: intermediate states of encode and decode on the first two principal axes of
     # the real samples (a fixed projection, so the panels are comparable). Bridge only.
-    if res.encode is not None:
+    if res.encode is not None and res.encode.trajectory:
         pca = PCA(n_components=2, random_state=0).fit(np.concatenate([res.x_source, x_target]))
         ref = pca.transform(x_target)
         frames = [(f"encode t={lv}", pca.transform(s.numpy()), ref)

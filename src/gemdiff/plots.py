@@ -171,3 +171,33 @@ def feature_sizes(table, path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
     return _save(fig, path)
+
+
+def subset_correlation(per_subset, r, p, path) -> Path:
+    """Mean perturbation score of each subset against its silhouette (the paper's Fig. 6)."""
+    fig = Figure(figsize=(5, 4), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    ax.scatter(per_subset["silhouette"], per_subset["mean_score"], s=14, alpha=0.7)
+    ax.set_xlabel("silhouette of the subset (cluster potential)")
+    ax.set_ylabel("mean perturbation score (log2 units)")
+    if r is not None:
+        ax.set_title(f"Pearson r = {r:.2f} (p = {p:.2g}, {len(per_subset)} subsets)", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def core_scores(genes, threshold: float, path) -> Path:
+    """Distribution of the genes' perturbation scores with the core-gene threshold."""
+    fig = Figure(figsize=(6, 3.5), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    ax.hist(genes["score"], bins=50, color="#1f77b4", alpha=0.7,
+            label=f"screened genes (n={len(genes)})")
+    if "null_score" in genes:
+        ax.hist(genes["null_score"].dropna(), bins=50, color="grey", alpha=0.5,
+                label="same genes, permuted labels")
+    ax.axvline(threshold, color="#d62728", ls="--", lw=1,
+               label=f"core: {int((genes['score'] > threshold).sum())} genes")
+    ax.set_xlabel("perturbation score (mean |x - x'|, log2 units)")
+    ax.set_ylabel("genes")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -68,6 +69,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "config": resolved,
         "gemdiff_version": gemdiff.__version__,
     }
+    if cfg.data.get("permute_labels"):
+        ids = data.train_ids + data.test_ids
+        ys = np.concatenate([data.y_train, data.y_test])
+        metadata["permuted_labels"] = {s: data.classes[c] for s, c in zip(ids, ys, strict=True)}
     if cfg.model.get("kind") == "gaussian":
         return _fit_gaussian(cfg, data, metadata, output_dir)
     diffusion = hydra.utils.instantiate(cfg.diffusion)

@@ -64,7 +64,7 @@ class GEMDataModule(L.LightningDataModule):
         Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
     classes
         Keep only these classes.
-    input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes
+    input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes, permute_labels
         Preprocessing and split (:func:`~gemdiff.data.dataset.prepare_data`).
     batch_size
         Training batch size.
@@ -94,6 +94,7 @@ class GEMDataModule(L.LightningDataModule):
         timesteps: int = 1000,
         seed: int = 0,
         constant_genes: str = "error",
+        permute_labels: bool = False,
     ):
         super().__init__()
         self.source = dict(source)
@@ -104,7 +105,7 @@ class GEMDataModule(L.LightningDataModule):
         self.classes = None if classes is None else list(classes)
         self.options = dict(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
                             test_size=test_size, train_fraction=train_fraction, seed=seed,
-                            constant_genes=constant_genes)
+                            constant_genes=constant_genes, permute_labels=permute_labels)
         self.batch_size = batch_size
         self.timesteps = timesteps
         self.seed = seed

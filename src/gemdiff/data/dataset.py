@@ -110,6 +110,7 @@ def prepare_data(
     train_fraction: float = 1.0,
     seed: int = 0,
     constant_genes: str = "error",
+    permute_labels: bool = False,
 ) -> PreparedData:
     """Select genes, split (stratified, seeded) and fit preprocessing on the training split.
 
@@ -132,12 +133,22 @@ def prepare_data(
     test_size, train_fraction, seed
         Held-out share of each class, share of each class's training samples kept, and the
         seed of both draws.
+    permute_labels
+        Shuffle the labels among the samples (within each matrix, seeded) before the split: a
+        model trained so learns no real class difference, the null for perturbation scores.
     """
     prep = Preprocessor(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling)
     selection = selection or GeneSelection()
     train = _restrict_classes(train, classes)
     if test is not None:
         test = _restrict_classes(test, classes)
+    if permute_labels:
+        rng = np.random.default_rng([seed, 7])
+        train = GEM(train.values, train.samples, train.genes, rng.permutation(train.labels),
+                    train.source, train.meta)
+        if test is not None:
+            test = GEM(test.values, test.samples, test.genes, rng.permutation(test.labels),
+                       test.source, test.meta)
 
     check_choice("constant_genes", constant_genes, ConstantGenes)
     flat = constant_genes_mask(train.values, input_scale, train.source)
@@ -212,8 +223,12 @@ def prepare_data(
 def prepare_from_checkpoint(
     source: Mapping[str, Any], genes: Sequence[str], classes: Sequence[str],
     preprocessor: Preprocessor, train_ids: Sequence[str], test_ids: Sequence[str],
+    labels: Mapping[str, str] | None = None,
 ) -> PreparedData:
     """Re-read a model's data and rebuild its exact split, genes and scaling (nothing refit).
+
+    ``labels`` (sample id -> class) replaces the file's labels: a model trained on permuted
+    labels keeps them in its checkpoint.
 
     Raises :class:`InputError` when the data no longer holds the model's genes or samples
     (for example a checkpoint trained on another gene list).
@@ -236,14 +251,15 @@ def prepare_from_checkpoint(
         if absent:
             raise InputError(parts[0].source, f"lacks {len(absent)} sample(s) the model was "
                                               f"trained or tested on, e.g. {absent[0]!r}")
-        values, labels = [], []
+        values, names = [], []
         for gem in parts:
             mine = [index[s][1] for s in ids if index[s][0] is gem]
             if mine:
                 sub = gem.take_samples(np.array(mine)).take_genes(genes)
                 values.append(sub.values)
-                labels += sub.labels.tolist()
-        y = np.array([class_index[c] for c in labels], dtype=np.int64)
+                names += sub.labels.tolist() if labels is None else [labels[s] for s in
+                                                                     sub.samples]
+        y = np.array([class_index[c] for c in names], dtype=np.int64)
         return preprocessor.transform(np.concatenate(values), parts[0].source), y
 
     # Rows come back grouped by file; keep the ids in the same order.

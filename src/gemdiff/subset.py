@@ -1,0 +1,68 @@
+"""One job of the core-gene sweep: train on a screened gene subset, then perturb it.
+
+    python -m gemdiff.subset screen=<screen run> subset=MODULE_1_0 source=tumor target=normal
+    python -m gemdiff.subset -m screen=<screen run> subset=MODULE_1_0,MODULE_1_1 seed=0,1
+
+The model is trained on the subset's genes (``data.gmt=<screen>/subsets.gmt``,
+``data.gene_set=<subset>``) as ``gemdiff.train`` would, and the source samples are carried to
+the target as ``gemdiff.perturb`` would, into ``perturb/`` of the job folder; ``job.json``
+records what was run. A job whose folder already holds its results is skipped and one stopped
+during training resumes from its checkpoint, so a sweep run again does only what is missing.
+``python -m gemdiff.core`` selects the subsets, launches the sweep and aggregates it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from gemdiff.cli import config_dir, run_task
+from gemdiff.outputs import write_json
+
+log = logging.getLogger("gemdiff.subset")
+JOB_FILE = "job.json"
+
+
+def perturb_config(cfg: DictConfig, ckpt: str, out: Path) -> DictConfig:
+    """The ``gemdiff.perturb`` config of this job (its defaults, then ``cfg.perturb``)."""
+    base = OmegaConf.load(Path(config_dir()) / "perturb.yaml")
+    base.pop("defaults")
+    return OmegaConf.merge(base, cfg.perturb, {
+        "ckpt_path": ckpt, "source": cfg.source, "target": cfg.target, "seed": cfg.seed,
+        "overwrite": True, "paths": {"output_dir": str(out)}})
+
+
+def run(cfg: DictConfig) -> dict:
+    from gemdiff import perturb, train
+
+    out = Path(cfg.paths.output_dir)
+    job = {"subset": cfg.subset, "seed": int(cfg.seed),
+           "permuted": bool(cfg.data.get("permute_labels", False)),
+           "source": cfg.source, "target": cfg.target, "screen": str(cfg.screen)}
+    if (out / JOB_FILE).is_file() and (out / "perturb/gene_scores.tsv").is_file() \
+            and not cfg.overwrite:
+        log.info("%s: already done, skipped", out)
+        return job
+    ckpt = out / "checkpoints/last.ckpt"
+    if not (out / "summary.json").is_file():  # training not finished
+        if ckpt.is_file():
+            log.info("resuming the training from %s", ckpt)
+            cfg = OmegaConf.merge(cfg, {"ckpt_path": str(ckpt)})
+        train.train(cfg)
+    metrics = perturb.run(perturb_config(cfg, str(ckpt), out / "perturb"))
+    job |= {"checkpoint": str(ckpt), "frac_to_target": metrics.get("frac_to_target"),
+            "n_core_genes": metrics.get("n_core_genes")}
+    write_json(job, out / JOB_FILE)
+    return job
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="subset")
+def main(cfg: DictConfig) -> None:
+    run_task(run, cfg)
+
+
+if __name__ == "__main__":
+    main()
