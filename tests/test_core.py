@@ -120,3 +120,9 @@ def test_screen_then_core_finds_planted_drivers(tmp_path):
     again = core.run(compose_config([f"screen={screen_dir}", f"sweep_dir={out / 'jobs'}",
                                      "overwrite=true"], out, "core"))
     assert again["n_core"] == summary["n_core"]
+
+
+def test_subset_job_selects_only_the_subset_whatever_the_dataset_config():
+    cfg = compose_config(["screen=/s", "subset=SET_0", "data=kidney"], "/tmp/o", "subset")
+    assert cfg.data.n_genes is None and cfg.data.genes is None
+    assert cfg.data.gmt == "/s/subsets.gmt" and cfg.data.gene_set == "SET_0"

@@ -94,3 +94,53 @@ def test_gene_lists_and_backgrounds_from_gemdiff_files(tmp_path):
 def test_toppgene_without_network_is_one_clear_error():
     with pytest.raises(GemdiffError, match="cannot reach ToppGene"):
         toppgene(["TP53"], 0.05, url="http://127.0.0.1:9/API", timeout=5)
+
+
+STRING_EXPORT = ("#node1\tnode2\tnode1_string_id\tnode2_string_id\tcombined_score\n"
+                 "TP53\tMDM2\t9606.a\t9606.b\t0.999\nMDM2\tTP53\t9606.b\t9606.a\t0.999\n"
+                 "TP53\tCDK1\t9606.a\t9606.c\t0.41\nCDK1\tCCNB1\t9606.c\t9606.d\t0.95\n"
+                 "CCNB1\tOTHER\t9606.d\t9606.e\t0.9\n")
+MITAB = ("#ID(s) interactor A\tID(s) interactor B\tAlt. ID(s) interactor A\tAlt. ID(s) "
+         "interactor B\tAlias(es) interactor A\tAlias(es) interactor B\tConfidence value(s)\n"
+         "uniprotkb:P04637\tuniprotkb:Q00987\t-\t-\tuniprotkb:TP53(gene name)|uniprotkb:p53"
+         "(gene name synonym)\tuniprotkb:MDM2(gene name)\tintact-miscore:0.85\n"
+         "uniprotkb:P06493\tuniprotkb:P14635\t-\t-\tuniprotkb:CDK1(gene name)\t"
+         "uniprotkb:CCNB1(gene name)\tintact-miscore:0.7\n"
+         "uniprotkb:X\tchebi:1\t-\t-\tuniprotkb:X(gene name)\tchebi:water\t-\n")
+
+
+def test_interaction_exports_and_the_core_network(tmp_path):
+    from gemdiff.enrich import _lines
+    from gemdiff.ppi import core_network, read_edges
+
+    genes = ["TP53", "MDM2", "CDK1", "CCNB1", "LONELY"]
+    for name, text in (("string.tsv", STRING_EXPORT), ("intact.txt", MITAB),
+                       ("plain.tsv", "TP53\tMDM2\nCDK1\tCCNB1\nTP53\tTP53\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        edges = read_edges(path, _lines(path))
+        pairs = set(zip(edges.a, edges.b, strict=True))
+        assert {("MDM2", "TP53"), ("CCNB1", "CDK1")} <= pairs, name
+        assert not (edges.a == edges.b).any() and not edges.duplicated(["a", "b"]).any()
+    path = tmp_path / "string.tsv"
+    edges, degrees = core_network(read_edges(path, _lines(path)), genes, min_score=0.4)
+    assert len(edges) == 3  # the OTHER edge is outside the list
+    assert degrees.set_index("gene").degree.to_dict() == {
+        "TP53": 2, "CDK1": 2, "MDM2": 1, "CCNB1": 1, "LONELY": 0}
+    strong, _ = core_network(read_edges(path, _lines(path)), genes, min_score=0.5)
+    assert len(strong) == 2
+
+
+def test_enrich_draws_the_interaction_network(tmp_path):
+    from gemdiff.enrich import run
+
+    (tmp_path / "core.txt").write_text("TP53\nMDM2\nCDK1\nCCNB1\n")
+    (tmp_path / "string.tsv").write_text(STRING_EXPORT)
+    (tmp_path / "lib.gmt").write_text("S\td\tTP53\tMDM2\tCDK1\tCCNB1\tX1\tX2\n")
+    out = tmp_path / "out"
+    summary = run(make_config([f"genes={tmp_path / 'core.txt'}", f"ppi={tmp_path / 'string.tsv'}",
+                               f"libraries=[{tmp_path / 'lib.gmt'}]", "min_set_size=1"], out,
+                              config_name="enrich"))
+    assert summary["ppi"]["edges"] == 3 and summary["ppi"]["genes_connected"] == 4
+    for name in ("ppi_edges.tsv", "ppi_degrees.tsv", "ppi.png"):
+        assert (out / name).is_file()

@@ -13,7 +13,8 @@ between sets, as GO's nested terms have). Sets with fewer than ``min_set_size`` 
 
 Writes ``enrichment.tsv`` (every set tested: library, set, k, K, n, N, fold enrichment, p, q,
 significant, overlapping genes), ``enrichment.png`` (dot plot of the top sets) and
-``summary.json``.
+``summary.json``. With ``ppi=<interaction export>`` (STRING, IntAct MITAB or a plain edge
+list): the network among the listed genes, ``ppi_edges.tsv``, ``ppi_degrees.tsv`` and ``ppi.png``.
 """
 
 from __future__ import annotations
@@ -161,6 +162,26 @@ def toppgene(genes: Sequence[str], fdr: float, url: str = TOPPGENE_URL,
     return df
 
 
+def interaction_view(all_edges: pd.DataFrame, genes: Sequence[str], min_score: float | None,
+                     out: Path) -> dict:
+    """The interaction network among ``genes`` (edges from :func:`gemdiff.ppi.read_edges`):
+    ``ppi_edges.tsv``, ``ppi_degrees.tsv`` and ``ppi.png`` (network and degree distribution,
+    the paper's Fig. 7)."""
+    from gemdiff import plots
+    from gemdiff.ppi import core_network
+
+    edges, degrees = core_network(all_edges, genes, min_score)
+    write_table(edges, out / "ppi_edges.tsv")
+    write_table(degrees, out / "ppi_degrees.tsv")
+    plots.ppi_network(edges, degrees, out / "ppi.png")
+    connected = int((degrees.degree > 0).sum())
+    log.info("interactions among the listed genes: %d edges, %d of %d genes connected",
+             len(edges), connected, len(degrees))
+    return {"edges": int(len(edges)), "genes_connected": connected,
+            "mean_degree": float(degrees.degree.mean()),
+            "top": degrees.head(10).to_dict("records")}
+
+
 def run(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
@@ -168,6 +189,11 @@ def run(cfg: DictConfig) -> dict:
         raise GemdiffError("give the gene list: genes=<file> (core_genes.txt or a table with "
                            "a 'gene' column)")
     genes = read_gene_list(cfg.genes)
+    interactions = None
+    if cfg.get("ppi"):  # read before anything is written: a bad file leaves no output
+        from gemdiff.ppi import read_edges
+
+        interactions = read_edges(cfg.ppi, _lines(cfg.ppi))
     if cfg.toppgene:
         table, background, libs, missing = toppgene(genes, cfg.fdr), None, ["ToppGene"], []
     else:
@@ -201,6 +227,8 @@ def run(cfg: DictConfig) -> dict:
         "top": table.head(10)[["library", "set", "k", "q"]].to_dict("records")
         if len(table) else [],
     }
+    if interactions is not None:
+        summary["ppi"] = interaction_view(interactions, genes, cfg.get("ppi_min_score"), out)
     write_json(summary, out / "summary.json")
     if len(table):
         from gemdiff import plots
