@@ -1,4 +1,4 @@
-.PHONY: install test test-full lint demo table1 quality baselines clean
+.PHONY: install test test-full lint demo table1 quality baselines hallmark clean
 
 GEMDIFF_DATA_DIR ?= ../shared/data
 export GEMDIFF_DATA_DIR
@@ -27,6 +27,9 @@ quality:
 
 baselines:
 	python experiments/baselines/run.py
+
+hallmark:
+	python experiments/hallmark_kidney/run.py
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache .hypothesis

@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--data", choices=["synthetic", "kidney"], default="synthetic")
     ap.add_argument("--n", type=int, default=80, help="sets in the agreement sample")
     ap.add_argument("--n_control", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--size_repeats", type=int, default=0)
     ap.add_argument("overrides", nargs="*", help="more gemdiff.screen overrides for --full")
     args = ap.parse_args()

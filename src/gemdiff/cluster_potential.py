@@ -39,7 +39,7 @@ class UmapParams:
 
     n_neighbors: int = 90
     min_dist: float = 0.3
-    n_epochs: int | None = 200
+    n_epochs: int | None = 100
     knn: str = "exact"
     seed: int = 0
 
