@@ -73,3 +73,19 @@ def test_gemdiff_command_dispatches(tmp_path):
     assert "gemdiff_example" in run("download", "--list").stdout
     bad = run("bogus")
     assert bad.returncode == 2 and "unknown subcommand" in bad.stderr
+
+
+@pytest.mark.parametrize("app", ["train", "sample", "perturb", "evaluate", "screen", "subset",
+                                 "core", "enrich"])
+def test_every_app_has_its_own_help(app):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gemdiff.__main__ import SUBCOMMANDS
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(app, return_hydra_config=True)
+    assert cfg.hydra.help.app_name == f"gemdiff.{app}"
+    assert cfg.hydra.help.header.startswith(f"gemdiff.{app}:")
+    assert app in SUBCOMMANDS
