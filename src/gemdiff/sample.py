@@ -121,4 +121,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module's own copy, not __main__'s, so that launchers pickle it by reference.
+    from gemdiff.sample import main as entry
+
+    entry()

@@ -19,6 +19,7 @@ from typing import Any
 
 import hydra
 import numpy as np
+import torch
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +30,7 @@ from gemdiff.callbacks import AtomicCheckpointIO
 from gemdiff.cli import config_dir, run_task
 from gemdiff.errors import InputError, TrainingDiverged, TrainingInterrupted
 from gemdiff.outputs import check_fresh, write_json
+from gemdiff.sweep import in_multirun
 
 log = logging.getLogger("gemdiff.train")
 # What a finished run leaves in its folder; a folder holding any of them is not reused silently.
@@ -46,13 +48,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Data problems raise :class:`~gemdiff.errors.GemdiffError` before anything is written.
     """
+    output_dir = Path(cfg.paths.output_dir)
+    resume = cfg.get("ckpt_path")
+    if in_multirun() and not cfg.get("overwrite", False):
+        # A sweep run again in the same folder: skip finished jobs, resume stopped ones.
+        if (output_dir / "summary.json").is_file():
+            log.info("%s holds a finished run: skipped", output_dir)
+            return json.loads((output_dir / "summary.json").read_text())
+        if not resume and (output_dir / "checkpoints/last.ckpt").is_file():
+            resume = str(output_dir / "checkpoints/last.ckpt")
+            log.info("resuming the stopped job from %s", resume)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     data = datamodule.prepare()  # reads and validates the input: fails before any file exists
     log.info("data: %s", json.dumps(data.summary()))
 
-    output_dir = Path(cfg.paths.output_dir)
-    resume = cfg.get("ckpt_path")
     if resume:
         _check_resumable(resume, data, cfg)
     resuming_here = bool(resume) and output_dir.resolve() in Path(resume).resolve().parents
@@ -181,4 +193,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module's own copy, not __main__'s, so that launchers pickle it by reference.
+    from gemdiff.train import main as entry
+
+    entry()

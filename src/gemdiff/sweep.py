@@ -1,0 +1,81 @@
+"""Hydra multirun support: one summary table per sweep, and jobs that a re-run skips.
+
+Every app's Hydra config registers :class:`SweepSummary`, so ``python -m gemdiff.train -m ...``
+(with any launcher) ends by writing ``summary.tsv`` into the sweep folder: a row per job with
+its overrides and its final figures. Run again with the same ``hydra.sweep.dir``, a sweep skips
+the jobs that finished and resumes those stopped during training (see :func:`in_multirun`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("gemdiff.sweep")
+SUMMARY = "summary.tsv"
+# Figures a job leaves, by file (relative to its folder) and the prefix of their columns.
+RESULT_FILES = {"summary.json": "", "perturb/metrics.json": "perturb.", "metrics.json": ""}
+
+
+def in_multirun() -> bool:
+    """Whether the running Hydra job is one job of a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Scalars of a nested dict as ``a.b`` keys (lists and long strings left out)."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out |= _flat(v, f"{prefix}{k}.")
+    elif isinstance(data, (int, float, bool)) or (isinstance(data, str) and len(data) < 200):
+        out[prefix[:-1]] = data
+    return out
+
+
+def job_rows(sweep_dir: str | Path) -> pd.DataFrame:
+    """A row per job folder of a sweep (one holding ``.hydra/overrides.yaml``): its overrides,
+    whether it finished, and the figures of its result files."""
+    rows = []
+    for overrides_file in sorted(Path(sweep_dir).rglob(".hydra/overrides.yaml")):
+        job = overrides_file.parent.parent
+        row: dict[str, Any] = {"job": str(job.relative_to(sweep_dir))}
+        for item in OmegaConf.load(overrides_file):
+            key, _, value = str(item).partition("=")
+            row[key.lstrip("+~")] = value
+        found = False
+        for name, prefix in RESULT_FILES.items():
+            path = job / name
+            if path.is_file():
+                found = True
+                try:
+                    row |= _flat(json.loads(path.read_text()), prefix)
+                except ValueError:
+                    continue
+        row["finished"] = found
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class SweepSummary(Callback):
+    """Writes ``summary.tsv`` into the sweep folder when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = job_rows(sweep_dir)
+        if table.empty:
+            return
+        from gemdiff.outputs import write_table
+
+        write_table(table, sweep_dir / SUMMARY)
+        log.info("%d of %d jobs finished; summary: %s", int(table.finished.sum()), len(table),
+                 sweep_dir / SUMMARY)
