@@ -41,6 +41,7 @@ from gemdiff.cluster_potential import empirical_p
 from gemdiff.errors import GemdiffError, InputError
 from gemdiff.outputs import check_fresh, write_json, write_table, write_text
 from gemdiff.subset import JOB_FILE
+from gemdiff.tracking import log_results
 
 log = logging.getLogger("gemdiff.core")
 PRODUCTS = ("core_genes.tsv", "core_genes.txt", "subset_scores.tsv", "summary.json")
@@ -220,6 +221,8 @@ def run(cfg: DictConfig) -> dict:
     plots.subset_correlation(per_subset, summary.get("pearson_r"), summary.get("pearson_p"),
                              out / "correlation.png")
     plots.core_scores(genes, summary["threshold"], out / "scores.png")
+    log_results(cfg, out, summary, [out / "correlation.png", out / "scores.png"],
+                {"core_genes": genes[genes.core], "subset_scores": per_subset})
     log.info("%d core genes of %d (score > %.3f log2 units) from %d subsets; Pearson r = %s",
              summary["n_core"], summary["n_genes"], summary["threshold"], summary["n_subsets"],
              f"{summary['pearson_r']:.2f}" if "pearson_r" in summary else "n/a")

@@ -26,6 +26,7 @@ from gemdiff.errors import GemdiffError
 from gemdiff.metrics import fit_svm, perturbation_metrics, umap_embed
 from gemdiff.models.baselines import MAPS, mean_shift_map, ot_map
 from gemdiff.models.gaussian import DiffusionOutput
+from gemdiff.tracking import log_results
 from gemdiff.outputs import check_fresh, write_json, write_matrix, write_table, write_text
 
 log = logging.getLogger("gemdiff.perturb")
@@ -163,6 +164,8 @@ def run(cfg: DictConfig) -> dict:
                    n_core_genes=int(scores.core.sum()), core_k=cfg.core_k)
     write_json(metrics, out / "metrics.json")
     _plots(cfg, model, res, x_t_eval, out)
+    log_results(cfg, out, metrics, [out / "umap.png", out / "trajectory.png"],
+                {"gene_scores": scores})
     log.info("metrics: %s", rounded(metrics))
     return metrics
 

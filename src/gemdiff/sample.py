@@ -22,6 +22,7 @@ from gemdiff.checkpoint import TrainedModel, load_checkpoint
 from gemdiff.cli import config_dir, rounded, run_task
 from gemdiff.errors import GemdiffError
 from gemdiff.metrics import augmentation_metrics, umap_embed
+from gemdiff.tracking import log_results
 from gemdiff.outputs import check_fresh, write_json, write_labels, write_matrix
 
 log = logging.getLogger("gemdiff.sample")
@@ -111,6 +112,7 @@ def run(cfg: DictConfig) -> dict:
         title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"
         plot_real_vs_synthetic(data.x_test, data.y_test, synth, labels, model.classes,
                                out / "umap_real_vs_synthetic.png", title, cfg.seed)
+    log_results(cfg, out, metrics, [out / "umap_real_vs_synthetic.png"])
     log.info("metrics: %s", rounded(metrics))
     return metrics
 

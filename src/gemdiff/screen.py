@@ -44,6 +44,7 @@ from gemdiff.data.io import read_gmt
 from gemdiff.data.preprocess import check_choice, missing_genes, to_log2p1
 from gemdiff.errors import GemdiffError, InputError, ScreenInterrupted
 from gemdiff.outputs import check_fresh, write_json, write_table, write_text
+from gemdiff.tracking import log_results
 
 log = logging.getLogger("gemdiff.screen")
 PRODUCTS = ("subsets.tsv", "sets.tsv", "feature_sizes.tsv", "control.tsv", "subsets.gmt",
@@ -334,6 +335,9 @@ def run(cfg: DictConfig) -> dict:
                     "total": round(time.perf_counter() - started, 1)},
     }
     write_json(summary, out / "summary.json")
+    log_results(cfg, out, summary, [out / n for n in ("scores.png", "umaps.png",
+                                                       "feature_sizes.png")],
+                {"sets": sets_df, "subsets": subsets_df})
     log.info("subsets %.3f +- %.3f, control %.3f +- %.3f (Student's t-test p = %.2g); %d high, "
              "%d low; %.0f s", st.subset_mean, st.subset_sd, st.control_mean, st.control_sd,
              st.p_student, summary["n_high"], summary["n_low"], summary["seconds"]["total"])

@@ -32,7 +32,7 @@ def perturb_config(cfg: DictConfig, ckpt: str, out: Path) -> DictConfig:
     base.pop("defaults")
     return OmegaConf.merge(base, cfg.perturb, {
         "ckpt_path": ckpt, "source": cfg.source, "target": cfg.target, "seed": cfg.seed,
-        "overwrite": True, "paths": {"output_dir": str(out)}})
+        "overwrite": True, "tags": list(cfg.tags), "paths": {"output_dir": str(out)}})
 
 
 def run(cfg: DictConfig) -> dict:

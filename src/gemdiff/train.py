@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import gemdiff
 from gemdiff import constants as K
@@ -97,6 +97,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         from lightning.pytorch.callbacks import ProgressBar
 
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if cfg.get("logger") and cfg.logger.get("wandb"):
+        from gemdiff.tracking import run_group, run_tags
+
+        with open_dict(cfg):  # a sweep's runs share a group; tags name what varies
+            cfg.logger.wandb.group = run_group(cfg.task_name)
+            cfg.logger.wandb.tags = run_tags(cfg)
     loggers = _instantiate_all(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(resolved)
@@ -117,7 +123,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written"
         raise TrainingDiverged(f"{err}; {kept}") from None
     finally:
-        _finish_loggers(loggers)
+        _finish_loggers(loggers, output_dir)
 
     ckpt = _last_checkpoint(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -178,12 +184,16 @@ def _last_checkpoint(trainer) -> Path | None:
     return Path(cb.last_model_path) if cb and cb.last_model_path else None
 
 
-def _finish_loggers(loggers: list[Any]) -> None:
-    """Close W&B runs so that the next job of a sweep starts a run of its own."""
+def _finish_loggers(loggers: list[Any], output_dir: Path) -> None:
+    """Add the loss curve to W&B runs and close them, so that the next job of a sweep starts a
+    run of its own."""
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             import wandb
 
+            curve = output_dir / "loss_curve.png"
+            if curve.is_file():
+                lg.experiment.log({"loss_curve": wandb.Image(str(curve))})
             wandb.finish()
 
 

@@ -1,0 +1,70 @@
+"""W&B offline runs: what the training sweep and the perturbation log, read back from disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_config
+
+
+def records(run_dir: Path) -> list[dict]:
+    """The records of an offline W&B run, through ``wandb leet inspect --json``."""
+    (log,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    wandb = Path(sys.executable).with_name("wandb")
+    out = subprocess.run([str(wandb), "leet", "inspect", "--json", str(log)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def merged(recs: list[dict], kind: str) -> dict:
+    """All updates of one record type (``config`` also takes the run record's config)."""
+    out: dict = {}
+    for r in recs:
+        if r["type"] == kind or (kind == "config" and r["type"] == "run"):
+            part = r[r["type"]].get(kind, r[r["type"]]) if r["type"] == "run" else r[kind]
+            out |= part.get("update", part.get("item", {}))
+    return out
+
+
+def test_sweep_runs_share_a_group_and_log_config_and_final_metrics(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gemdiff.train", "-m", "logger=wandb", "trainer.accelerator=cpu",
+         "trainer.max_steps=60", "trainer.val_check_interval=30", "model.denoiser.d_model=32",
+         "model.denoiser.depth=1", "trainer.enable_progress_bar=false", "data.n_genes=8,16",
+         f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300,
+        env=os.environ | {"WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = set()
+    for job, n_genes in (("0", 8), ("1", 16)):
+        recs = records(sweep / job)
+        (run,) = [r["run"] for r in recs if r["type"] == "run"]
+        groups.add(run["run_group"])
+        assert f"genes={n_genes}" in run["tags"] and "fraction=1.0" in run["tags"]
+        config = merged(recs, "config")
+        assert config["data"]["n_genes"] == n_genes and "model" in config
+        summary = merged(recs, "summary")
+        assert "val/loss" in summary and "train/loss" in summary
+        assert "loss_curve.path" in summary
+    assert groups == {"train/sweep"}
+
+
+def test_perturbation_logs_metrics_figures_and_gene_table(trained_synthetic, tmp_path,
+                                                          monkeypatch):
+    from gemdiff.perturb import run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    _, summary = trained_synthetic
+    out = tmp_path / "perturb"
+    metrics = run(make_config([f"ckpt_path={summary['checkpoint']}", "ddim_steps=20",
+                               "wandb=true", "umap=false", "progress=false"], out,
+                              config_name="perturb"))
+    recs = records(out)
+    logged = merged(recs, "summary")
+    assert logged["frac_to_target"] == metrics["frac_to_target"]
+    assert "gene_scores._type" in logged and "trajectory._type" in logged
+    assert merged(recs, "config")["source"] == "tumor"
