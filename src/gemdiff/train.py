@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("resuming the stopped job from %s", resume)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    _spawn_ranks_in_sweeps(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     data = datamodule.prepare()  # reads and validates the input: fails before any file exists
@@ -126,10 +128,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _finish_loggers(loggers, output_dir)
 
     ckpt = _last_checkpoint(trainer)
+    step = int(trainer.global_step)
+    if ckpt is None and (output_dir / "checkpoints/last.ckpt").is_file():
+        # Spawned DDP ranks do not hand the checkpoint path and step back to this process.
+        ckpt = output_dir / "checkpoints/last.ckpt"
+        step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {
         "checkpoint": str(ckpt) if ckpt and ckpt.exists() else None,
-        "global_step": int(trainer.global_step),
+        "global_step": step,
         "metrics": metrics,
         "data": data.summary(),
     }
@@ -176,6 +183,20 @@ def _check_resumable(path: str, data, cfg: DictConfig) -> None:
     if differ:
         raise InputError(path, "holds another network: " + ", ".join(
             f"{k}={a} there, {b} here" for k, (a, b) in differ.items()))
+
+
+def _spawn_ranks_in_sweeps(cfg: DictConfig) -> None:
+    """Inside a multirun, DDP must spawn its ranks: relaunching the command (Lightning's
+    default) would run the whole sweep once per rank. Under SLURM the scheduler's tasks are the
+    ranks and nothing is launched."""
+    strategy = cfg.trainer.get("strategy")
+    if not (in_multirun() and hasattr(strategy, "get") and "SLURM_NTASKS" not in os.environ
+            and str(strategy.get("_target_", "")).endswith("DDPStrategy")
+            and strategy.get("start_method", "popen") == "popen"):
+        return
+    with open_dict(cfg):
+        cfg.trainer.strategy.start_method = "spawn"
+    log.info("DDP inside a multirun: ranks are spawned (start_method=spawn)")
 
 
 def _last_checkpoint(trainer) -> Path | None:

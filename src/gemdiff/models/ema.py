@@ -75,3 +75,25 @@ class EMA(WeightAveraging):
             counter.add_(1)
         self._n += 1
         self._latest_update_step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.world_size > 1 and self._pairs is not None:
+            check_identical_across_ranks(trainer, self._pairs[0])
+        super().on_train_end(trainer, pl_module)
+
+
+def check_identical_across_ranks(trainer, tensors: list[torch.Tensor]) -> None:
+    """Raise unless every rank holds the same ``tensors`` (compared by a position-weighted
+    float64 checksum gathered from all ranks); logs the agreement on rank 0."""
+    import logging
+
+    with torch.no_grad():
+        checksum = torch.stack([
+            (t.double().flatten() * torch.arange(1, t.numel() + 1, dtype=torch.float64,
+                                                  device=t.device)).sum() for t in tensors])
+    gathered = trainer.strategy.all_gather(checksum)  # (world_size, n_tensors)
+    if not bool((gathered == gathered[0]).all()):
+        raise RuntimeError("EMA weights differ between DDP ranks")
+    if trainer.is_global_zero:
+        logging.getLogger("gemdiff.ema").info("EMA weights identical on %d ranks",
+                                             trainer.world_size)

@@ -77,7 +77,8 @@ class GEMDiffModule(L.LightningModule):
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         if every and (self.global_step + 1) % every == 0:
             self._check_finite()
-            self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True)
+            self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True,
+                     sync_dist=True)
             self._loss_sum, self._loss_count = None, 0
         return loss
 
@@ -98,7 +99,7 @@ class GEMDiffModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]),
                                    t=batch[K.T], noise=batch[K.NOISE])
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch[K.X].shape[0])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[K.X].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
         hp = self.hparams
