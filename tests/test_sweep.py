@@ -44,3 +44,22 @@ def test_sweep_writes_one_summary_and_a_rerun_skips_finished_jobs(tmp_path, laun
     assert ckpt.stat().st_mtime_ns == stamp  # the finished job was not run again
     assert (tmp_path / "1/summary.json").is_file()
     assert len(job_rows(tmp_path)) == 2
+
+
+def test_slurm_launcher_config_follows_the_trainer():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="hydra-submitit-launcher (the slurm extra) is not installed")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gemdiff.cli import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp",
+                                          "trainer.devices=4", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert launcher.tasks_per_node == 4 and launcher.nodes == 1
+    assert launcher.timeout_min == 240 and launcher.mem_gb == 32
