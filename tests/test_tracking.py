@@ -68,3 +68,20 @@ def test_perturbation_logs_metrics_figures_and_gene_table(trained_synthetic, tmp
     assert logged["frac_to_target"] == metrics["frac_to_target"]
     assert "gene_scores._type" in logged and "trajectory._type" in logged
     assert merged(recs, "config")["source"] == "tumor"
+
+
+def test_tensorboard_and_csv_loggers_are_one_override_away(tmp_path):
+    from importlib.util import find_spec
+
+    from gemdiff.train import train
+
+    tensorboard = any(find_spec(m) for m in ("tensorboard", "tensorboardX"))
+    for logger, pattern in (("csv", "csv/metrics.csv"), ("tensorboard", "tensorboard/events.*")):
+        if logger == "tensorboard" and not tensorboard:
+            continue  # TensorBoard itself is not a dependency
+        out = tmp_path / logger
+        train(make_config([f"logger={logger}", "trainer.accelerator=cpu", "trainer.max_steps=20",
+                           "trainer.val_check_interval=10", "trainer.log_every_n_steps=5",
+                           "model.denoiser.d_model=32", "model.denoiser.depth=1",
+                           "trainer.enable_progress_bar=false"], out))
+        assert list(out.glob(pattern)), logger
