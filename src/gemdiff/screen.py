@@ -263,7 +263,12 @@ def _plots(cfg, data: ScreenData, subsets: pd.DataFrame, control: np.ndarray, st
         for _, row in picks.iterrows():
             cols = [index[g] for g in row["genes"].split(",")]
             x = data.x[:, cols]
-            emb = umap_2d(x, settings.umap) if settings.score == "umap" else x[:, :2]
+            if settings.score == "umap":
+                emb = umap_2d(x, settings.umap)
+            else:  # a gene-space screen shows the first two principal components
+                from sklearn.decomposition import PCA
+
+                emb = PCA(n_components=2, random_state=0).fit_transform(x)
             panels.append((f"{row['subset']}\nsilhouette {row['silhouette']:.3f}", emb))
         plots.screen_umaps(panels, [data.classes[i] for i in data.y], out / "umaps.png")
     if len(sizes):
