@@ -152,5 +152,6 @@ def test_gene_space_screen_needs_no_umap(tmp_path, monkeypatch):
     import gemdiff.screen as screen
 
     monkeypatch.setattr(screen, "umap_2d", cp.umap_2d)
-    summary = run(small_screen(tmp_path, "score=gene", "plots=false"))
+    summary = run(small_screen(tmp_path, "score=gene"))
+    assert (tmp_path / "umaps.png").is_file()
     assert summary["n_high"] >= 1
