@@ -6,8 +6,8 @@ Runs the four commands a user would run, each in a fresh process, timing each st
 
 1. ``gemdiff.screen data=kidney gmt=<Hallmarks>``: 16-gene subsets of the 50 Hallmark sets
    (no gene in two subsets), 1000 random controls, the feature-size study;
-2. ``gemdiff.core``: a model per high-potential subset trained on tumour and normal samples,
-   tumours carried to normal, with a permuted-label model per subset as the null;
+2. ``gemdiff.core``: a model per high-potential subset and seed trained on tumour and normal
+   samples, tumours carried to normal, with a permuted-label model for each as the null;
 3. ``gemdiff.enrich``: the core genes against GO Biological Process and KEGG, with every gene
    of the matrix as the background.
 
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("outputs/hallmark_kidney"))
     ap.add_argument("--steps", type=int, default=2000, help="training steps per subset model")
     ap.add_argument("--n_jobs", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     data_dir = Path(os.environ.get("GEMDIFF_DATA_DIR", "data"))
     genesets = data_dir / "genesets"
@@ -61,6 +62,7 @@ def main() -> None:
           timings)
     stage("core", [f"screen={work / 'screen'}", "source=tumor", "target=normal",
                    "launcher=joblib", f"n_jobs={args.n_jobs}",
+                   f"seeds=[{','.join(map(str, args.seeds))}]",
                    f"job_overrides=[\"trainer.max_steps={args.steps}\"]"],
           work / "core", "summary.json", timings)
     stage("enrich", [f"genes={work / 'core/core_genes.txt'}",
