@@ -71,6 +71,9 @@ def main() -> None:
 
     results = HERE / "results"
     results.mkdir(exist_ok=True)
+    # Paths of this machine become $GEMDIFF_DATA_DIR and <work> in the recorded files.
+    local = [(str(data_dir.resolve()), "$GEMDIFF_DATA_DIR"), (str(data_dir), "$GEMDIFF_DATA_DIR"),
+             (str(work), "<work>")]
     for folder, names in (("screen", ["subsets.tsv", "sets.tsv", "feature_sizes.tsv",
                                       "summary.json", "scores.png", "umaps.png",
                                       "feature_sizes.png"]),
@@ -79,7 +82,12 @@ def main() -> None:
                           ("enrich", ["enrichment.tsv", "summary.json", "enrichment.png"])):
         for name in names:
             src = work / folder / name
-            if src.is_file():
+            if src.is_file() and src.suffix == ".json":
+                text = src.read_text()
+                for path, placeholder in local:
+                    text = text.replace(path, placeholder)
+                (results / f"{folder}_{name}").write_text(text)
+            elif src.is_file():
                 shutil.copy(src, results / f"{folder}_{name}")
     table = results / "enrich_enrichment.tsv"  # every set tested: keep the 50 best
     if table.is_file():
