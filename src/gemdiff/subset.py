@@ -47,11 +47,7 @@ def run(cfg: DictConfig) -> dict:
         log.info("%s: already done, skipped", out)
         return job
     ckpt = out / "checkpoints/last.ckpt"
-    if not (out / "summary.json").is_file():  # training not finished
-        if ckpt.is_file():
-            log.info("resuming the training from %s", ckpt)
-            cfg = OmegaConf.merge(cfg, {"ckpt_path": str(ckpt)})
-        train.train(cfg)
+    train.train(cfg, pick_up=True)  # skipped when finished, resumed when stopped
     metrics = perturb.run(perturb_config(cfg, str(ckpt), out / "perturb"))
     job |= {"checkpoint": str(ckpt), "frac_to_target": metrics.get("frac_to_target"),
             "n_core_genes": metrics.get("n_core_genes")}

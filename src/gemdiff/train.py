@@ -44,15 +44,19 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, pick_up: bool | None = None) -> dict[str, Any]:
     """Train from a composed config; returns a summary (checkpoint path, steps, losses).
 
     Data problems raise :class:`~gemdiff.errors.GemdiffError` before anything is written.
+    With ``pick_up`` (the default inside a multirun) a folder holding a finished run is
+    returned as it is and one holding a stopped run resumes from its checkpoint.
     """
     output_dir = Path(cfg.paths.output_dir)
     resume = cfg.get("ckpt_path")
-    if in_multirun() and not cfg.get("overwrite", False):
-        # A sweep run again in the same folder: skip finished jobs, resume stopped ones.
+    if pick_up is None:
+        pick_up = in_multirun()
+    if pick_up and not cfg.get("overwrite", False):
+        # Run again in the same folder (a sweep, a sweep job): skip finished, resume stopped.
         if (output_dir / "summary.json").is_file():
             log.info("%s holds a finished run: skipped", output_dir)
             return json.loads((output_dir / "summary.json").read_text())
