@@ -1,10 +1,13 @@
 """Optimizer steps per second: the Lightning training app against a bare PyTorch loop.
 
     python benchmarks/train_throughput.py [--steps 1000] [--repeats 3] [--only breast_16]
+                                          [--threads 1] [--compile]
 
 Both train the same denoiser on 16 random genes of the synthetic data, batch 32, and report
 optimizer steps per second after a 50-step warm-up. The gap between them is what the training
-app adds per step (Lightning's loop, EMA, gradient clipping, logging).
+app adds per step (Lightning's loop, EMA, gradient clipping, logging). ``--compile`` trains both
+through ``torch.compile`` of the denoiser (``model.compile=true``); the compilation falls in the
+warm-up and is printed separately.
 """
 
 from __future__ import annotations
@@ -41,27 +44,33 @@ class StepTimer(L.Callback):
             type(self).rate = (trainer.max_steps - self.warmup) / (time.perf_counter() - self.t0)
 
 
-def bare_loop(d_model: int, depth: int, tokenization: str, steps: int) -> float:
+def bare_loop(d_model: int, depth: int, tokenization: str, steps: int,
+              compile: bool = False) -> float:
     """The same model, loss and optimizer in a plain loop: the floor for the app's step time."""
     torch.manual_seed(0)
     net = TransformerDenoiser(DenoiserConfig(16, 2, d_model=d_model, depth=depth,
                                              tokenization=tokenization))
+    eps = torch.compile(net, dynamic=False) if compile else net
     diffusion = GaussianDiffusion()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
     x, y = torch.rand(788, 16) * 2 - 1, torch.randint(2, (788,))
     warm = 50
+    t_start = time.perf_counter()
     for i in range(steps + warm):
+        if i == 1 and not hasattr(bare_loop, "first_step_s"):
+            bare_loop.first_step_s = time.perf_counter() - t_start
         if i == warm:
             t0 = time.perf_counter()
         idx = torch.randint(788, (32,))
-        loss = diffusion.loss(net, x[idx], y[idx])
+        loss = diffusion.loss(eps, x[idx], y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return steps / (time.perf_counter() - t0)
 
 
-def lightning_app(d_model: int, depth: int, tokenization: str, steps: int) -> float:
+def lightning_app(d_model: int, depth: int, tokenization: str, steps: int,
+                  compile: bool = False) -> float:
     """``gemdiff.train`` as users run it (EMA, clipping, logging, checkpoint), no progress bar."""
     with tempfile.TemporaryDirectory() as tmp:
         overrides = ["logger=none", "trainer.accelerator=cpu", "data.n_genes=16",
@@ -70,6 +79,7 @@ def lightning_app(d_model: int, depth: int, tokenization: str, steps: int) -> fl
                      "trainer.enable_model_summary=false", "callbacks.progress_bar=null",
                      "trainer.enable_progress_bar=false", f"trainer.max_steps={50 + steps}",
                      f"trainer.val_check_interval={10**9}",
+                     f"model.compile={compile}",
                      "+callbacks.timer._target_=train_throughput.StepTimer"]
         train(compose_config(overrides, tmp))
         from train_throughput import StepTimer as timer  # the class Hydra instantiated
@@ -85,11 +95,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--only", choices=[*SIZES, "breast_16"], default=None,
                         help="one model size (breast_16 = its single-token variant only)")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile of the denoiser")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
     print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps, "
-          f"batch 32, {args.repeats} repeats (median / best)")
+          f"batch 32, {args.repeats} repeats (median / best)"
+          + (", torch.compile" if args.compile else ""))
     print(f"{'model':34s} {'tokens':7s} {'bare torch':>18s} {'gemdiff.train':>18s}")
     cells = [(label, tok) for label in SIZES for tok in ("gene", "single")]
     if args.only == "breast_16":
@@ -98,10 +111,12 @@ def main() -> None:
         cells = [c for c in cells if c[0] == args.only]
     for label, tok in cells:
         d, depth = SIZES[label]
-        bare = [bare_loop(d, depth, tok, args.steps) for _ in range(args.repeats)]
-        app = [lightning_app(d, depth, tok, args.steps) for _ in range(args.repeats)]
+        bare = [bare_loop(d, depth, tok, args.steps, args.compile) for _ in range(args.repeats)]
+        app = [lightning_app(d, depth, tok, args.steps, args.compile) for _ in range(args.repeats)]
         fmt = lambda r: f"{statistics.median(r):7.1f} / {max(r):6.1f}"  # noqa: E731
         print(f"{label:34s} {tok:7s} {fmt(bare):>18s} {fmt(app):>18s}", flush=True)
+        if args.compile:
+            print(f"  first step of the first bare run (compilation): {bare_loop.first_step_s:.1f} s")
 
 
 if __name__ == "__main__":

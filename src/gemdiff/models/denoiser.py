@@ -5,7 +5,8 @@ Tokenisation decides what attention can relate:
 - ``gene``: one token per gene (value embedding + learned gene embedding); attention relates genes.
 - ``patch``: ``patch_size`` consecutive genes per token.
 - ``single``: all genes in one token, as the reference implementation; attention then has
-  nothing to attend across and the network is an MLP with extra steps.
+  nothing to attend across and the network is an MLP with extra steps (its blocks hold no
+  query or key weights).
 """
 
 from __future__ import annotations
@@ -64,13 +65,25 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
 
-    def __init__(self, d: int, n_heads: int, mlp_ratio: float, dropout: float):
+    With a single token (``n_tokens=1``) the token attends only to itself with weight 1, so
+    attention returns its value vector: the block holds only the value and output projections
+    (``value``, ``proj``), the same function and gradients without query and key weights that
+    would never be trained but still be averaged, clipped and stepped. Weights saved with the
+    full ``qkv`` projection load into it exactly.
+    """
+
+    def __init__(self, d: int, n_heads: int, mlp_ratio: float, dropout: float, n_tokens: int = 2):
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
+        self.single = n_tokens == 1
         self.ln1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
+        if self.single:
+            self.value = nn.Linear(d, d)
+            self.register_load_state_dict_pre_hook(_value_rows_of_qkv)
+        else:
+            self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d)
         hidden = int(d * mlp_ratio)
@@ -79,10 +92,8 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         B, N, D = h.shape
-        if N == 1:
-            # One token attends only to itself with weight 1: the output is its value vector,
-            # so queries and keys need not be computed (same result, a third of the matmul).
-            a = F.linear(self.ln1(h), self.qkv.weight[2 * D:], self.qkv.bias[2 * D:])  # (B, 1, D)
+        if self.single:
+            a = self.value(self.ln1(h))  # (B, 1, D): attention over one token is its value
             if self.training and self.dropout:
                 # Attention dropout drops the single weight, i.e. a whole head's output.
                 heads = F.dropout(a.new_ones(B, 1, self.n_heads, 1), self.dropout)
@@ -95,6 +106,15 @@ class Block(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         h = h + self.proj(a.transpose(1, 2).reshape(B, N, D))
         return h + self.mlp(self.ln2(h))
+
+
+def _value_rows_of_qkv(module: Block, state_dict: dict, prefix: str, *args) -> None:
+    """Load hook of a single-token block: keep the value rows of saved ``qkv`` weights."""
+    if prefix + "qkv.weight" not in state_dict:
+        return
+    d = module.value.in_features
+    state_dict[prefix + "value.weight"] = state_dict.pop(prefix + "qkv.weight")[2 * d:]
+    state_dict[prefix + "value.bias"] = state_dict.pop(prefix + "qkv.bias")[2 * d:]
 
 
 class TransformerDenoiser(nn.Module):
@@ -114,7 +134,7 @@ class TransformerDenoiser(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, c.n_tokens, d) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
-        self.blocks = nn.ModuleList(Block(d, c.n_heads, c.mlp_ratio, c.dropout)
+        self.blocks = nn.ModuleList(Block(d, c.n_heads, c.mlp_ratio, c.dropout, c.n_tokens)
                                     for _ in range(c.depth))
         self.ln_out = nn.LayerNorm(d)
         self.out = nn.Linear(d, c.token_size)

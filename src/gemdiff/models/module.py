@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 import lightning as L
 import torch
 
 from gemdiff import constants as K
-from gemdiff.errors import TrainingDiverged
+from gemdiff.errors import GemdiffError, TrainingDiverged
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.gaussian import GaussianDiffusion
 
@@ -33,6 +35,10 @@ class GEMDiffModule(L.LightningModule):
         teaches the same network the unconditional prediction (classifier-free guidance).
     lr, weight_decay, warmup_steps
         AdamW with a linear learning-rate warm-up.
+    compile
+        Train through ``torch.compile`` of the denoiser (fused kernels; on a CPU it needs a C++
+        compiler). The first steps wait for compilation; the weights and checkpoints are those
+        of the plain module.
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class GEMDiffModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         warmup_steps: int = 200,
+        compile: bool = False,
     ):
         super().__init__()
         denoiser = dict(denoiser)
@@ -67,8 +74,26 @@ class GEMDiffModule(L.LightningModule):
             y = torch.where(drop, torch.full_like(y, self.denoiser.null_class), y)
         return y
 
+    def _train_eps(self):
+        """The noise predictor the training step calls: the denoiser, or its compiled form.
+
+        The compiled wrapper is kept out of the module tree (it would duplicate every weight
+        under another name in the state dict) and built on the first step, after any DDP spawn.
+        """
+        if not self.hparams.get("compile"):
+            return self.denoiser
+        fn = self.__dict__.get("_compiled")
+        if fn is None:
+            if self.device.type == "cpu" and not (os.environ.get("CXX") or any(
+                    shutil.which(c) for c in ("g++", "c++", "clang++"))):
+                raise GemdiffError("model.compile=true needs a C++ compiler on a CPU (g++ or "
+                                   "clang++, or one named by CXX); install one or leave "
+                                   "model.compile=false")
+            fn = self.__dict__["_compiled"] = torch.compile(self.denoiser, dynamic=False)
+        return fn
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.diffusion.loss(self.denoiser, batch[K.X], self._labels(batch[K.Y]))
+        loss = self.diffusion.loss(self._train_eps(), batch[K.X], self._labels(batch[K.Y]))
         # Log the mean over the steps since the last logger write, only on the steps the
         # loggers are written (Lightning's logging costs more than a small model's step).
         window = loss.detach()
