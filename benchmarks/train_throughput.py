@@ -116,7 +116,8 @@ def main() -> None:
         fmt = lambda r: f"{statistics.median(r):7.1f} / {max(r):6.1f}"  # noqa: E731
         print(f"{label:34s} {tok:7s} {fmt(bare):>18s} {fmt(app):>18s}", flush=True)
         if args.compile:
-            print(f"  first step of the first bare run (compilation): {bare_loop.first_step_s:.1f} s")
+            print(f"  first step of the first bare run (compilation): "
+                  f"{bare_loop.first_step_s:.1f} s")
 
 
 if __name__ == "__main__":

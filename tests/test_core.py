@@ -110,7 +110,6 @@ def test_screen_then_core_finds_planted_drivers(tmp_path):
     assert set(genes.subset.str.rsplit("_", n=1).str[0]) == {"MODULE_1"}
     # Planted drivers move more than the other genes of their module, and more than the null.
     is_driver = genes.gene.isin(drivers)
-    print("RATIO", genes.score[is_driver].mean() / genes.score[~is_driver].mean(), genes.score[is_driver].mean() / genes.null_score.mean())
     assert genes.score[is_driver].mean() > 2 * genes.score[~is_driver].mean()
     assert genes.score[is_driver].mean() > 2 * genes.null_score.mean()
     called = set((out / "core_genes.txt").read_text().split())
