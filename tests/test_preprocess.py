@@ -113,3 +113,19 @@ def test_snap_unexpressed_uses_training_floor():
     snapped = p.snap_unexpressed(tiny)
     assert snapped[0, 0] == zero and snapped[0, 1] == tiny[0, 1]
     assert np.isnan(p.inverse_transform(snapped)[0, 0])  # written back as missing
+
+
+def test_snap_unexpressed_closes_each_genes_detection_gap():
+    # Gene 0 has zeros and is detected from n = 3 up; gene 1 has no zeros; gene 2 never shows.
+    x = np.array([[0.0, 2.0, 0.0], [3.0, 1.0, 0.0], [7.0, 5.0, 0.0]])
+    p = Preprocessor(input_scale="linear").fit(x)
+    np.testing.assert_allclose(p.gene_floor[0], 2.0)  # log2(3 + 1)
+    assert np.isnan(p.gene_floor[1]) and np.isnan(p.gene_floor[2])
+    gen = p.transform(np.array([[2.0, 0.8, 0.0], [3.5, 0.8, 0.0]]))  # log2(3) = 1.58 < 2
+    snapped = p.inverse_transform(p.snap_unexpressed(gen))
+    np.testing.assert_allclose(snapped[:, 0], [0.0, 3.5], atol=1e-5)  # in the gap -> zero
+    np.testing.assert_allclose(snapped[:, 1], [0.8, 0.8], atol=1e-5)  # no gap: kept
+    # Checkpoints from before the per-gene floors only know the global one.
+    old = Preprocessor.from_state_dict({**p.state_dict(), "gene_floor": []})
+    np.testing.assert_allclose(old.inverse_transform(old.snap_unexpressed(gen))[0, 0], 2.0,
+                               atol=1e-5)

@@ -35,7 +35,7 @@ def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic)
     assert "current_model_state" in raw  # raw weights next to the EMA weights in state_dict
     assert meta["classes"] == ["normal", "tumor"] and len(meta["genes"]) == 16
     assert set(meta["preprocessor"]) == {"input_scale", "nan_policy", "scaling", "lo", "hi",
-                                         "floor"}
+                                         "floor", "gene_floor"}
     assert meta["config"]["data"]["source"]["format"] == "synthetic"
     assert len(meta["train_ids"]) + len(meta["test_ids"]) == 400
     ema = load_checkpoint(path)

@@ -27,6 +27,7 @@ import torch
 
 from gemdiff.checkpoint import load_checkpoint
 from gemdiff.cli import compose_config
+from gemdiff.data.preprocess import detection_floors
 from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
 from gemdiff.perturb import apply_map, perturb, split_samples
 from gemdiff.sample import generate
@@ -87,10 +88,20 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
     return load_checkpoint(ckpt), info["train_seconds"]
 
 
+def _with_detection_floors(model):
+    """A model saved before per-gene detection floors existed gets them from its own training
+    split, as training computes them now (so reused models are scored like new ones)."""
+    pre = model.preprocessor
+    if not pre.gene_floor:
+        pre.gene_floor = detection_floors(pre.to_log2p1_scale(model.data().x_train)).tolist()
+    return model
+
+
 def run_cell(dataset: str, seed: int, work: Path) -> list[dict]:
     rows, bridge_model = [], None
     for gen in GENERATORS:
         model, train_s = _trained(dataset, seed, gen, work / f"{dataset}_seed{seed}_{gen}")
+        model = _with_detection_floors(model)
         data = model.data()
         labels = np.sort(data.y_test)
         t0 = time.perf_counter()

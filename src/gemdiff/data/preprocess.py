@@ -77,6 +77,11 @@ class Preprocessor:
     # Half the smallest expressed value seen in training, in log2(n + 1) units: generated
     # values below it are called unexpressed, like the zeros of real data.
     floor: float = 0.0
+    # Per gene, the smallest expressed value seen in training (log2(n + 1) units) where the
+    # gene also has unexpressed training samples, else NaN. RNA-seq leaves a gap between zero
+    # and the smallest level a gene is detected at; generated values inside it are called
+    # unexpressed. Empty in checkpoints written before it existed (the global floor only).
+    gene_floor: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         check_choice("input_scale", self.input_scale, InputScale)
@@ -88,6 +93,7 @@ class Preprocessor:
         v = to_log2p1(values, self.input_scale, source)
         expressed = v[v > 0]
         self.floor = float(expressed.min() / 2) if expressed.size else 0.0
+        self.gene_floor = detection_floors(v).tolist()
         if self.scaling == "global":
             self.lo, self.hi = [float(v.min())], [float(v.max())]
         else:
@@ -115,10 +121,21 @@ class Preprocessor:
 
     def snap_unexpressed(self, scaled: np.ndarray) -> np.ndarray:
         """Set generated values below the detection floor to exactly unexpressed (0 in
-        log2(n + 1) units), the point mass real data has and a continuous model lacks."""
+        log2(n + 1) units), the point mass real data has and a continuous model lacks.
+
+        The floor is half the smallest expressed training value, and per gene with unexpressed
+        training samples the smallest level that gene was detected at: real data holds nothing
+        between zero and that level, where a continuous generator spreads the zeros' mass.
+        """
         lo, span = self._range()
         zero = 2.0 * (0.0 - lo) / span - 1.0  # the scaled value of log2(0 + 1)
-        below = self.to_log2p1_scale(scaled) < self.floor
+        v = self.to_log2p1_scale(scaled)
+        below = v < self.floor
+        if self.gene_floor:
+            # Below by more than float32 rounding (a value at the level itself stays); NaN:
+            # no gap known, never below.
+            with np.errstate(invalid="ignore"):
+                below |= v < np.asarray(self.gene_floor) - 1e-5 * span
         return np.where(below, zero, scaled).astype(np.asarray(scaled).dtype)
 
     def to_log2p1_scale(self, scaled: np.ndarray) -> np.ndarray:
@@ -132,6 +149,19 @@ class Preprocessor:
     @classmethod
     def from_state_dict(cls, state: dict) -> "Preprocessor":
         return cls(**state)
+
+
+def detection_floors(v: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per gene (column of ``v``, log2(n + 1) units): the smallest expressed value where the
+    gene has unexpressed (0) samples too, NaN where it has none or is never expressed.
+    Works in column chunks."""
+    out = np.full(v.shape[1], np.nan)
+    for start in range(0, v.shape[1], chunk):
+        block = v[:, start:start + chunk]
+        smallest = np.where(block > 0, block, np.inf).min(axis=0)
+        gap = (block == 0).any(axis=0) & np.isfinite(smallest)
+        out[start:start + chunk][gap] = smallest[gap]
+    return out
 
 
 def constant_genes(values: np.ndarray, input_scale: InputScale, source: str = "",
