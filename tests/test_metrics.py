@@ -25,6 +25,17 @@ def test_c2st_chance_for_same_and_high_for_shift():
     assert M.c2st_auc(A, SHIFTED) > 0.95
 
 
+def test_c2st_sees_a_shift_between_small_samples():
+    # 20 against 20, as in the null reference of a 40-sample test split: the classifier must
+    # still be able to split (a fixed 20-sample leaf minimum would leave it constant).
+    small, far = A[:20], SHIFTED[:20] + 1.0
+    assert M.c2st_auc(small, far) > 0.9
+    # one 20-vs-20 draw of the same distribution scores anywhere in 0.15-0.85; the mean of many
+    # sits at chance
+    same = [M.c2st_auc(A[i:i + 20], B[i:i + 20], seed=i) for i in range(0, 200, 20)]
+    assert abs(np.mean(same) - 0.5) < 0.1
+
+
 def test_dcr_ratio_flags_copies():
     train, test = A[:200], A[200:]
     assert M.dcr_ratio(train[:50] + 1e-6, train, test) < 0.01
