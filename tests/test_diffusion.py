@@ -119,3 +119,19 @@ def test_loss_is_zero_for_exact_predictor():
     exact = lambda x, tt, y: (x - d.alpha_bar[tt].float()[:, None].sqrt() * 0) / (  # noqa: E731
         1 - d.alpha_bar[tt].float()[:, None]).sqrt()
     assert d.loss(exact, x0, None, t=t, noise=noise).item() < 1e-10
+
+
+def test_clipping_predicted_x0_distorts_genes_near_the_range_end():
+    # A gene just above the unexpressed end of the range (-1): unclipped ancestral sampling
+    # reproduces it, clipping each predicted x_0 pulls it inward; hence clip_x0 is off by default.
+    assert GaussianDiffusion().clip_x0 is False
+    results = {}
+    for clip in (False, True):
+        d = GaussianDiffusion("linear", 1000, clip_x0=clip)
+        g = torch.Generator().manual_seed(5)
+        x = d.ddpm_sample(gaussian_eps(d, mu=-0.9, s=0.1), None, (8000, 2), generator=g).x
+        results[clip] = (x.mean().item(), x.std().item())
+    assert results[False][0] == pytest.approx(-0.9, abs=0.01)
+    assert results[False][1] == pytest.approx(0.1, rel=0.05)
+    # clipped: SD 0.083 instead of 0.1, the mean pushed up
+    assert results[True][1] < 0.9 * results[False][1] and results[True][0] > -0.895, results

@@ -88,12 +88,16 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
     return load_checkpoint(ckpt), info["train_seconds"]
 
 
-def _with_detection_floors(model):
-    """A model saved before per-gene detection floors existed gets them from its own training
-    split, as training computes them now (so reused models are scored like new ones)."""
+def _as_trained_now(model):
+    """A reused model saved before today's defaults is scored as a new one would be: it gets
+    per-gene detection floors from its own training split, as training computes them now, and
+    samples without clipping the predicted x_0 (``diffusion.clip_x0``, a sampling setting only;
+    the weights do not depend on it)."""
     pre = model.preprocessor
     if not pre.gene_floor:
         pre.gene_floor = detection_floors(pre.to_log2p1_scale(model.data().x_train)).tolist()
+    if model.diffusion is not None:
+        model.diffusion.clip_x0 = False
     return model
 
 
@@ -101,7 +105,7 @@ def run_cell(dataset: str, seed: int, work: Path) -> list[dict]:
     rows, bridge_model = [], None
     for gen in GENERATORS:
         model, train_s = _trained(dataset, seed, gen, work / f"{dataset}_seed{seed}_{gen}")
-        model = _with_detection_floors(model)
+        model = _as_trained_now(model)
         data = model.data()
         labels = np.sort(data.y_test)
         t0 = time.perf_counter()

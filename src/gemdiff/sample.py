@@ -66,7 +66,8 @@ def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
             else:
                 noise = torch.randn(shape, generator=gen)
                 x = model.diffusion.ddim_decode(eps_fn, noise, y, steps=ddim_steps,
-                                                progress=progress, clip_x0=True).x
+                                                progress=progress,
+                                                clip_x0=model.diffusion.clip_x0).x
             out.append(x.numpy())
     return np.concatenate(out)
 

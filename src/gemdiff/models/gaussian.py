@@ -60,11 +60,14 @@ class GaussianDiffusion(nn.Module):
     timesteps
         T, the number of diffusion steps (1000 in the paper).
     clip_x0
-        Clip the predicted x_0 to [-1, 1] during DDPM sampling (the data's range). DDIM
-        encode/decode never clips, so that it stays invertible.
+        Clip each predicted x_0 to [-1, 1], the data's range, while sampling from noise (DDPM,
+        and DDIM decoding from noise in :func:`gemdiff.sample.generate`). Off by default: on
+        expression data it pulls genes near the range's ends inward (the C2ST against real
+        kidney data rose from 0.71 to 0.75 at 64 genes and from 0.75 to 0.80 at 256). DDIM
+        encode/decode for perturbation never clips, so that it stays invertible.
     """
 
-    def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = True):
+    def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = False):
         super().__init__()
         self.schedule, self.timesteps, self.clip_x0 = schedule, timesteps, clip_x0
         betas = torch.from_numpy(make_betas(schedule, timesteps))
