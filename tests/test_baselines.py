@@ -131,7 +131,7 @@ def test_comparison_table_builder(tmp_path, monkeypatch):
                  {"dataset": "d16", "seed": seed, "task": "perturb", "method": "ot",
                   "frac_to_target": 0.5 + 0.1 * seed, "mmd_to_target_ratio": 1.0}]
     text = driver.write_tables(rows)
-    assert "| d16 | gemdiff | 2 ± 1 | 90.0% ± 0.0% |" in text
-    assert "| d16 | ot | 60.0% ± 10.0% | 1 ± 0 |" in text
+    assert "| d16 | gemdiff | 3 | 2 ± 1 | 90.0% ± 0.0% |" in text
+    assert "| d16 | ot | 3 | 60.0% ± 10.0% | 1 ± 0 |" in text
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 7
     assert (tmp_path / "results.md").read_text() == text

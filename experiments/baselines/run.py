@@ -155,16 +155,17 @@ def write_tables(rows: list[dict]) -> str:
     df = pd.DataFrame(rows)
     df.to_csv(HERE / "results.csv", index=False, float_format="%.6g")
     seeds = sorted(df.seed.unique())
-    parts = [f"Mean ± SD over seeds {', '.join(map(str, seeds))} (cells with fewer seeds: "
-             "see results.csv).", ""]
+    parts = [f"Mean ± SD over seeds {', '.join(map(str, seeds))} (n: how many of them a row "
+             "holds; every run in results.csv).", ""]
     for task, cols in (("augment", AUG_COLS + ["train_seconds"]), ("perturb", PERT_COLS)):
         sub = df[df.task == task]
-        parts += [f"### {task}", "", "| dataset | method | " + " | ".join(cols) + " |",
-                  "| --- | --- |" + " ---: |" * len(cols)]
+        parts += [f"### {task}", "", "| dataset | method | n | " + " | ".join(cols) + " |",
+                  "| --- | --- | ---: |" + " ---: |" * len(cols)]
         for (dataset, method), g in sub.groupby(["dataset", "method"], sort=False):
             cells = [_fmt(g[c], c.endswith("acc") or c.startswith("svm") or c.startswith("frac"))
                      if c in g else "" for c in cols]
-            parts.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
+            parts.append(f"| {dataset} | {method} | {g.seed.nunique()} | " + " | ".join(cells)
+                         + " |")
         parts.append("")
     text = "\n".join(parts)
     (HERE / "results.md").write_text(text)
