@@ -132,3 +132,17 @@ def test_compile_option_wraps_only_the_training_call(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(GemdiffError, match="C\\+\\+ compiler"):
         module(True)._train_eps()
+
+
+def test_samples_end_inside_the_data_range(trained_synthetic):
+    # Sampling does not clip each predicted x_0; the samples still end inside [-1, 1], also
+    # from a briefly trained model with a coarse DDIM chain (it can overshoot by far).
+    from gemdiff.sample import generate
+
+    out, _ = trained_synthetic
+    model = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert model.diffusion.clip_x0 is False
+    labels = np.repeat([0, 1], 80)
+    for sampler in ("ddim", "ddpm"):
+        x = generate(model, labels, sampler, ddim_steps=40, seed=0)
+        assert x.shape == (160, 16) and -1.0 <= x.min() and x.max() <= 1.0

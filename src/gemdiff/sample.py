@@ -47,7 +47,10 @@ def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
     """Draw one sample per label (scaled units), in batches, reproducibly for a seed.
 
     ``sampler``, ``ddim_steps`` and ``guidance`` concern diffusion models; a baseline
-    (Gaussian, WGAN-GP) draws from its own sampler.
+    (Gaussian, WGAN-GP) draws from its own sampler. A diffusion model's samples end clamped to
+    the data's range [-1, 1]: unclipped steps (``diffusion.clip_x0=false``) leave a trained
+    model's samples within a few tenths of it, but a briefly trained one can land far outside,
+    where the expression they stand for is meaningless.
     """
     if model.kind != "diffusion":
         return model.sampler.sample(labels, seed)
@@ -68,7 +71,7 @@ def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
                 x = model.diffusion.ddim_decode(eps_fn, noise, y, steps=ddim_steps,
                                                 progress=progress,
                                                 clip_x0=model.diffusion.clip_x0).x
-            out.append(x.numpy())
+            out.append(x.clamp(-1.0, 1.0).numpy())
     return np.concatenate(out)
 
 
