@@ -89,7 +89,7 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
 
 
 def _as_trained_now(model):
-    """A reused model saved before today's defaults is scored as a new one would be: it gets
+    """A reused model saved before the current defaults is scored as a new one would be: it gets
     per-gene detection floors from its own training split, as training computes them now, and
     samples without clipping the predicted x_0 (``diffusion.clip_x0``, a sampling setting only;
     the weights do not depend on it)."""
