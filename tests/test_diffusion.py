@@ -135,3 +135,19 @@ def test_clipping_predicted_x0_distorts_genes_near_the_range_end():
     assert results[False][1] == pytest.approx(0.1, rel=0.05)
     # clipped: SD 0.083 instead of 0.1, the mean pushed up
     assert results[True][1] < 0.9 * results[False][1] and results[True][0] > -0.895, results
+
+
+def test_v_prediction_converts_to_the_same_eps():
+    d = GaussianDiffusion("linear", 100, prediction="v")
+    torch.manual_seed(0)
+    x0, noise = torch.randn(8, 3), torch.randn(8, 3)
+    t = torch.randint(100, (8,))
+    ab = d.alpha_bar[t].float()[:, None]
+    x_t = d.q_sample(x0, t, noise)
+    v = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+    exact_v = lambda x, tt, y: v  # noqa: E731
+    assert d.loss(exact_v, x0, None, t=t, noise=noise).item() < 1e-10
+    assert torch.allclose(d.eps(exact_v, x_t, t, None), noise, atol=1e-5)
+    assert GaussianDiffusion(prediction="v").config()["prediction"] == "v"
+    with pytest.raises(ValueError, match="prediction"):
+        GaussianDiffusion(prediction="x0")

@@ -50,6 +50,9 @@ class DiffusionOutput:
     trajectory: list[torch.Tensor] = field(default_factory=list)  # recorded states, (B, n_genes)
 
 
+PREDICTIONS = ("eps", "v")
+
+
 class GaussianDiffusion(nn.Module):
     """The forward process q(x_t | x_0) and its learned reverse.
 
@@ -65,10 +68,20 @@ class GaussianDiffusion(nn.Module):
         expression data it pulls genes near the range's ends inward (the C2ST against real
         kidney data rose from 0.71 to 0.75 at 64 genes and from 0.75 to 0.80 at 256). DDIM
         encode/decode for perturbation never clips, so that it stays invertible.
+    prediction
+        What the network predicts: ``eps``, the noise (the paper's), or ``v`` = sqrt(alpha_bar)
+        eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022), whose loss weighs errors of the
+        predicted x_0 by 1 + SNR instead of SNR, more at high noise levels (on kidney data it
+        made no measurable difference, experiments/README.md). Samplers and the perturbation
+        always see eps: :meth:`eps` converts.
     """
 
-    def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = False):
+    def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = False,
+                 prediction: str = "eps"):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.prediction = prediction
         self.schedule, self.timesteps, self.clip_x0 = schedule, timesteps, clip_x0
         betas = torch.from_numpy(make_betas(schedule, timesteps))
         alpha_bar = torch.cumprod(1.0 - betas, dim=0)
@@ -86,7 +99,19 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, value, persistent=False)
 
     def config(self) -> dict:
-        return {"schedule": self.schedule, "timesteps": self.timesteps, "clip_x0": self.clip_x0}
+        return {"schedule": self.schedule, "timesteps": self.timesteps, "clip_x0": self.clip_x0,
+                "prediction": self.prediction}
+
+    def eps(self, net: EpsFn, x_t: torch.Tensor, t: torch.Tensor,
+            y: torch.Tensor | None) -> torch.Tensor:
+        """The noise the network implies at (x_t, t): its output, or eps from a predicted v
+        (eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v). Linear in the output, so a
+        guided mixture of two outputs converts to the same mixture of their eps."""
+        out = net(x_t, t, y)
+        if self.prediction == "eps":
+            return out
+        ab = self.alpha_bar[t].to(x_t.dtype)[:, None]
+        return (1.0 - ab).sqrt() * x_t + ab.sqrt() * out
 
     def _ab(self, level: int, like: torch.Tensor) -> torch.Tensor:
         """alpha_bar at a level (``CLEAN`` = 1), as a scalar of ``like``'s dtype and device."""
@@ -103,12 +128,17 @@ class GaussianDiffusion(nn.Module):
 
     def loss(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
              t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Eq. 5, L_simple: E ||eps - eps_theta(x_t, t, y)||^2 with t ~ U{0..T-1}."""
+        """Eq. 5, L_simple: E ||eps - eps_theta(x_t, t, y)||^2 with t ~ U{0..T-1} (or the
+        same for v with ``prediction="v"``)."""
         if t is None:
             t = torch.randint(self.timesteps, (x0.shape[0],), device=x0.device)
         if noise is None:
             noise = torch.randn_like(x0)
-        return torch.mean((noise - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
+        target = noise
+        if self.prediction == "v":
+            ab = self.alpha_bar[t].to(x0.dtype)[:, None]
+            target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
+        return torch.mean((target - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
 
     # ---- sampling -------------------------------------------------------------------------
 
@@ -127,7 +157,7 @@ class GaussianDiffusion(nn.Module):
         (4) x_{t-1} = mu + sqrt(beta_tilde_t) z, z ~ N(0, I), and no noise at t = 0
         """
         tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-        eps = eps_fn(x_t, tt, y)  # (1)
+        eps = self.eps(eps_fn, x_t, tt, y)  # (1)
         x0 = self.predict_x0(x_t, t, eps)  # (2)
         if self.clip_x0:
             x0 = x0.clamp(-1.0, 1.0)
@@ -190,7 +220,7 @@ class GaussianDiffusion(nn.Module):
             level, next_level = path[i], path[i + 1]
             # The network is evaluated at the current level; at the data level (alpha_bar = 1)
             # it is asked at t = 0, the nearest level it was trained on.
-            eps = eps_fn(x, tt.fill_(max(level, 0)), y)
+            eps = self.eps(eps_fn, x, tt.fill_(max(level, 0)), y)
             x = self.ddim_step(x, eps, level, next_level, clip_x0)
             if record and ((i + 1) % every == 0 or i + 1 == len(path) - 1):
                 out.levels.append(next_level)
