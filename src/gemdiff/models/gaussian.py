@@ -110,8 +110,12 @@ class GaussianDiffusion(nn.Module):
         out = net(x_t, t, y)
         if self.prediction == "eps":
             return out
-        ab = self.alpha_bar[t].to(x_t.dtype)[:, None]
+        ab = self._ab_rows(t, x_t)
         return (1.0 - ab).sqrt() * x_t + ab.sqrt() * out
+
+    def _ab_rows(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """alpha_bar at each row's timestep, as a (B, 1) column of ``like``'s dtype."""
+        return self.alpha_bar[t].to(like.dtype)[:, None]
 
     def _ab(self, level: int, like: torch.Tensor) -> torch.Tensor:
         """alpha_bar at a level (``CLEAN`` = 1), as a scalar of ``like``'s dtype and device."""
@@ -123,7 +127,7 @@ class GaussianDiffusion(nn.Module):
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Eq. 3: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
-        ab = self.alpha_bar[t].to(x0.dtype)[:, None]
+        ab = self._ab_rows(t, x0)
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
     def loss(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
@@ -136,7 +140,7 @@ class GaussianDiffusion(nn.Module):
             noise = torch.randn_like(x0)
         target = noise
         if self.prediction == "v":
-            ab = self.alpha_bar[t].to(x0.dtype)[:, None]
+            ab = self._ab_rows(t, x0)
             target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
         return torch.mean((target - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
 
@@ -153,6 +157,7 @@ class GaussianDiffusion(nn.Module):
 
         (1) eps = eps_theta(x_t, t, y)
         (2) x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1]
+            with ``clip_x0``
         (3) mu = c0_t x0_hat + ct_t x_t, the posterior mean of q(x_{t-1} | x_t, x0_hat)
         (4) x_{t-1} = mu + sqrt(beta_tilde_t) z, z ~ N(0, I), and no noise at t = 0
         """
