@@ -146,3 +146,29 @@ def test_samples_end_inside_the_data_range(trained_synthetic):
     for sampler in ("ddim", "ddpm"):
         x = generate(model, labels, sampler, ddim_steps=40, seed=0)
         assert x.shape == (160, 16) and -1.0 <= x.min() and x.max() <= 1.0
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_on_request(tmp_path):
+    import pytest
+
+    from gemdiff.errors import GemdiffError
+    from gemdiff.models.gaussian import GaussianDiffusion
+    from gemdiff.models.module import GEMDiffModule, lr_factor
+    from gemdiff.train import train
+    from tests.conftest import TINY, make_config
+
+    assert [lr_factor(s, 4, 14, "none") for s in (0, 3, 13)] == [0.25, 1.0, 1.0]
+    cosine = [lr_factor(s, 4, 14, "cosine") for s in range(15)]
+    assert cosine[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert cosine[9] == pytest.approx(0.5) and cosine[14] == pytest.approx(0.0, abs=1e-12)
+    assert all(np.diff(cosine[3:]) <= 0)
+
+    run = train(make_config([*TINY, "trainer.max_steps=12", "model.warmup_steps=2",
+                             "model.lr_decay=cosine"], tmp_path))
+    sched = torch.load(run["checkpoint"], weights_only=False)["lr_schedulers"][0]
+    assert sched["last_epoch"] == 12
+    assert sched["_last_lr"][0] == pytest.approx(1e-3 * lr_factor(12, 2, 12, "cosine"))
+    assert sched["_last_lr"][0] < 1e-5
+    with pytest.raises(GemdiffError, match="lr_decay"):
+        GEMDiffModule(4, 2, {"d_model": 8, "depth": 1, "n_heads": 2}, GaussianDiffusion(),
+                      lr_decay="linear")

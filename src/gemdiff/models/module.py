@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from typing import Any
@@ -16,6 +17,20 @@ from gemdiff.models.gaussian import GaussianDiffusion
 
 
 RNG_KEY = "torch_rng_state"
+LR_DECAYS = ("none", "cosine")
+
+
+def lr_factor(step: int, warmup: int, total: int | None, decay: str) -> float:
+    """The learning rate at ``step`` as a fraction of the peak: a linear warm-up over
+    ``warmup`` steps, then constant (``none``) or a half cosine reaching zero at step
+    ``total`` (``cosine``)."""
+    warmup = max(1, warmup)
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay == "none" or not total or total <= warmup:
+        return 1.0
+    done = min(1.0, (step - warmup) / (total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 class GEMDiffModule(L.LightningModule):
@@ -35,6 +50,9 @@ class GEMDiffModule(L.LightningModule):
         teaches the same network the unconditional prediction (classifier-free guidance).
     lr, weight_decay, warmup_steps
         AdamW with a linear learning-rate warm-up.
+    lr_decay
+        After the warm-up: ``none`` keeps ``lr``; ``cosine`` lowers it along a half cosine
+        to zero at the run's last step (``trainer.max_steps``).
     compile
         Train through ``torch.compile`` of the denoiser (fused kernels; on a CPU it needs a C++
         compiler). The first steps wait for compilation; the weights and checkpoints are those
@@ -51,9 +69,13 @@ class GEMDiffModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         warmup_steps: int = 200,
+        lr_decay: str = "none",
         compile: bool = False,
     ):
         super().__init__()
+        if lr_decay not in LR_DECAYS:
+            raise GemdiffError(f"model.lr_decay must be one of {', '.join(LR_DECAYS)}, "
+                               f"got {lr_decay!r}")
         denoiser = dict(denoiser)
         conditional = denoiser.pop("conditional", True)
         self.save_hyperparameters(ignore=["diffusion"])
@@ -130,8 +152,12 @@ class GEMDiffModule(L.LightningModule):
         hp = self.hparams
         opt = torch.optim.AdamW(self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
                                 fused=True)
-        warmup = max(1, hp.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        decay = hp.get("lr_decay", "none")
+        total = None
+        if decay != "none":
+            total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, hp.warmup_steps, total, decay))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
