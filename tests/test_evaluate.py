@@ -35,7 +35,7 @@ def test_scores_samples_as_gemdiff_sample_did(ckpt, sampled, tmp_path):
     metrics = evaluate.run(cfg)
     # The files hold input units; scaled back they give the same metrics up to rounding.
     for key in ("mmd", "mmd_baseline", "svm_acc_synthetic", "tstr_acc", "dcr_ratio",
-                "silhouette"):
+                "corr_slope", "silhouette"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-6), key
     assert json.loads((tmp_path / "metrics.json").read_text())["n_synthetic"] == 160
     assert (tmp_path / "umap_real_vs_synthetic.png").stat().st_size > 0
@@ -54,6 +54,7 @@ def test_copied_training_data_is_flagged_by_dcr(ckpt, tmp_path):
     metrics = evaluate.run(cfg)
     assert metrics["dcr_ratio"] < 0.05  # synthetic samples sit on training samples
     assert metrics["mmd_ratio"] == pytest.approx(1.0, abs=0.01)  # train vs test, as baseline
+    assert metrics["corr_slope"] == pytest.approx(1.0, abs=0.01)  # every correlation kept
 
 
 def test_scores_a_perturbation_without_the_model(ckpt, tmp_path):

@@ -42,6 +42,26 @@ def test_dcr_ratio_flags_copies():
     assert 0.7 < M.dcr_ratio(B[:100], train, test) < 1.4
 
 
+def test_corr_slope_reads_kept_halved_and_lost_correlations():
+    rng = np.random.default_rng(3)
+    cov = np.full((6, 6), 0.6) + 0.4 * np.eye(6)
+    cov[:3, 3:] = cov[3:, :3] = -0.3  # positive and negative pairs
+    real = rng.multivariate_normal(np.zeros(6), cov, 2000)
+    same = rng.multivariate_normal(np.zeros(6), cov, 2000)
+    half = rng.multivariate_normal(np.zeros(6), 0.5 * cov + 0.5 * np.diag(np.diag(cov)), 2000)
+    indep = rng.normal(size=(2000, 6))
+    y = np.r_[np.zeros(1000, int), np.ones(1000, int)]
+    assert M.corr_slope(same, y, real, y) == pytest.approx(1.0, abs=0.1)
+    assert M.corr_slope(half, y, real, y) == pytest.approx(0.5, abs=0.1)
+    assert M.corr_slope(indep, y, real, y) == pytest.approx(0.0, abs=0.1)
+    # a constant gene leaves its pairs out; one gene or no shared class leaves nothing
+    const = same.copy()
+    const[:, 0] = 1.0
+    assert M.corr_slope(const, y, real, y) == pytest.approx(1.0, abs=0.15)
+    assert np.isnan(M.corr_slope(same[:, :1], y, real[:, :1], y))
+    assert np.isnan(M.corr_slope(same, y + 5, real, y))
+
+
 def test_ot_cost_of_translation_is_squared_shift():
     shift = np.full(8, 0.25)
     assert M.ot_cost(A[:100], A[:100]) == pytest.approx(0, abs=1e-12)

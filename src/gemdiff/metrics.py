@@ -88,6 +88,28 @@ def dcr_ratio(synthetic: np.ndarray, train: np.ndarray, test: np.ndarray) -> flo
     return float(np.median(d_syn) / np.median(d_test))
 
 
+def corr_slope(synthetic: np.ndarray, y_syn: np.ndarray, real: np.ndarray,
+               y_real: np.ndarray) -> float:
+    """How much of each class's gene-gene correlation the synthetic samples keep: the
+    least-squares slope of the synthetic samples' within-class correlations (each pair of genes
+    once) on the real samples', averaged over the classes both hold at least 3 samples of.
+    1: kept; 0: the genes are sampled independently. Pairs with a constant gene are left out;
+    NaN where no pair is left."""
+    slopes = []
+    for c in np.intersect1d(np.unique(y_syn), np.unique(y_real)):
+        a, b = real[y_real == c], synthetic[y_syn == c]
+        if len(a) < 3 or len(b) < 3 or a.shape[1] < 2:
+            continue
+        iu = np.triu_indices(a.shape[1], 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ra, rb = np.corrcoef(a.T)[iu], np.corrcoef(b.T)[iu]
+        ok = np.isfinite(ra) & np.isfinite(rb)
+        if ok.sum() < 2 or np.ptp(ra[ok]) == 0:
+            continue
+        slopes.append(float(np.polyfit(ra[ok], rb[ok], 1)[0]))
+    return float(np.mean(slopes)) if slopes else float("nan")
+
+
 def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
     """Silhouette score by class in gene space (Euclidean)."""
     if len(np.unique(labels)) < 2:
@@ -127,6 +149,7 @@ class AugmentationMetrics:
     c2st_auc: float
     c2st_auc_null: float
     dcr_ratio: float
+    corr_slope: float
     silhouette: float
     silhouette_real: float
     silhouette_umap: float | None = None
@@ -142,7 +165,9 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
     ``mmd``: synthetic vs real test; ``mmd_baseline``: real train vs real test; ``mmd_null``:
     two random halves of real test. ``svm_acc_*``: an SVM fit on real train, scored on real
     test and on the synthetic samples; ``tstr_acc``: fit on synthetic, scored on real test.
-    ``c2st_auc``: real test vs synthetic (null: two halves of real test).
+    ``c2st_auc``: real test vs synthetic (null: two halves of real test). ``corr_slope``: the
+    share of real train's within-class gene-gene correlations the synthetic samples keep (the
+    test split is too small to estimate correlations on in many datasets).
     """
     mmd = mmd_rbf(x_syn, x_test)
     base = mmd_rbf(x_train, x_test)
@@ -164,6 +189,7 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         c2st_auc=c2st_auc(x_test, x_syn, seed),
         c2st_auc_null=c2st_auc(x_test[a], x_test[b], seed),
         dcr_ratio=dcr_ratio(x_syn, x_train, x_test),
+        corr_slope=corr_slope(x_syn, y_syn, x_train, y_train),
         silhouette=silhouette(x_syn, y_syn),
         silhouette_real=silhouette(x_test, y_test),
         silhouette_umap=sil_umap,
