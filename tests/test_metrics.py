@@ -60,6 +60,9 @@ def test_corr_slope_reads_kept_halved_and_lost_correlations():
     assert M.corr_slope(const, y, real, y) == pytest.approx(1.0, abs=0.15)
     assert np.isnan(M.corr_slope(same[:, :1], y, real[:, :1], y))
     assert np.isnan(M.corr_slope(same, y + 5, real, y))
+    # above max_genes a random subset of genes is read; the slopes stay what they are
+    assert M.corr_slope(half, y, real, y, max_genes=4) == pytest.approx(0.5, abs=0.15)
+    assert M.corr_slope(same, y, real, y, max_genes=4) == pytest.approx(1.0, abs=0.15)
 
 
 def test_ot_cost_of_translation_is_squared_shift():

@@ -89,12 +89,18 @@ def dcr_ratio(synthetic: np.ndarray, train: np.ndarray, test: np.ndarray) -> flo
 
 
 def corr_slope(synthetic: np.ndarray, y_syn: np.ndarray, real: np.ndarray,
-               y_real: np.ndarray) -> float:
+               y_real: np.ndarray, max_genes: int = 2000, seed: int = 0) -> float:
     """How much of each class's gene-gene correlation the synthetic samples keep: the
     least-squares slope of the synthetic samples' within-class correlations (each pair of genes
     once) on the real samples', averaged over the classes both hold at least 3 samples of.
     1: kept; 0: the genes are sampled independently. Pairs with a constant gene are left out;
-    NaN where no pair is left."""
+    NaN where no pair is left. Above ``max_genes`` genes a seeded random subset of that many
+    is used (about 2 million pairs; a whole transcriptome's 20,000 genes would need gigabytes
+    per correlation matrix)."""
+    if synthetic.shape[1] > max_genes:
+        keep = np.sort(np.random.default_rng(seed).choice(synthetic.shape[1], max_genes,
+                                                          replace=False))
+        synthetic, real = synthetic[:, keep], real[:, keep]
     slopes = []
     for c in np.intersect1d(np.unique(y_syn), np.unique(y_real)):
         a, b = real[y_real == c], synthetic[y_syn == c]
