@@ -89,3 +89,21 @@ def test_every_app_has_its_own_help(app):
     assert cfg.hydra.help.app_name == f"gemdiff.{app}"
     assert cfg.hydra.help.header.startswith(f"gemdiff.{app}:")
     assert app in SUBCOMMANDS
+
+
+def test_bad_model_value_is_one_clear_error(tmp_path, capfd):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gemdiff.__main__ import main
+
+    runs = tmp_path / "runs"
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "model.lr_decay=linear", "logger=none", f"paths.log_dir={runs}",
+              "hydra/job_logging=disabled"])
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gemdiff train: error:"), err
+    assert "lr_decay" in lines[0] and "Error in call to target" not in err
+    assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))

@@ -37,6 +37,16 @@ def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
         folder = folder.parent
 
 
+def _user_error(exc: BaseException | None) -> GemdiffError | None:
+    """The :class:`GemdiffError` behind ``exc``: itself, or the cause Hydra wrapped while
+    building a config's ``_target_`` (a bad ``model.*`` or ``data.*`` value)."""
+    while exc is not None:
+        if isinstance(exc, GemdiffError):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
 @contextmanager
 def user_errors(output_dir: str | Path | None = None, task_name: str = ""):
     """Print a :class:`GemdiffError` as one line and exit non-zero (2 unless the error says
@@ -47,7 +57,10 @@ def user_errors(output_dir: str | Path | None = None, task_name: str = ""):
     """
     try:
         yield
-    except GemdiffError as err:
+    except Exception as exc:  # noqa: BLE001 - anything but a user error is raised again
+        err = _user_error(exc)
+        if err is None:
+            raise
         if output_dir is not None and not getattr(err, "keep_outputs", False):
             _remove_hydra_leftovers(Path(output_dir), task_name)
         print(f"gemdiff {task_name}: error: {err}".replace("  ", " "), file=sys.stderr)
