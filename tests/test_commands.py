@@ -31,7 +31,7 @@ def test_sample_writes_files_in_input_units(ckpt, tmp_path):
     assert -4 < np.median(finite) < 14  # log2 expression, not the [-1, 1] model scale
     saved = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("mmd", "mmd_baseline", "mmd_ratio", "svm_acc_test", "svm_acc_synthetic",
-                "tstr_acc", "c2st_auc", "dcr_ratio", "corr_slope", "silhouette"):
+                "tstr_acc", "c2st_auc", "dcr_ratio", "corr_slope", "corr_slope_real", "silhouette"):
         assert np.isfinite(saved[key]) and saved[key] == metrics[key]
     assert metrics["svm_acc_synthetic"] > 0.8 and metrics["dcr_ratio"] > 0.5
 

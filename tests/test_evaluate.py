@@ -35,7 +35,7 @@ def test_scores_samples_as_gemdiff_sample_did(ckpt, sampled, tmp_path):
     metrics = evaluate.run(cfg)
     # The files hold input units; scaled back they give the same metrics up to rounding.
     for key in ("mmd", "mmd_baseline", "svm_acc_synthetic", "tstr_acc", "dcr_ratio",
-                "corr_slope", "silhouette"):
+                "corr_slope", "corr_slope_real", "silhouette"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-6), key
     assert json.loads((tmp_path / "metrics.json").read_text())["n_synthetic"] == 160
     assert (tmp_path / "umap_real_vs_synthetic.png").stat().st_size > 0

@@ -65,6 +65,22 @@ def test_corr_slope_reads_kept_halved_and_lost_correlations():
     assert M.corr_slope(same, y, real, y, max_genes=4) == pytest.approx(1.0, abs=0.15)
 
 
+def test_corr_slope_of_new_real_samples_is_below_one_with_few_training_samples():
+    # 40 training samples per class estimate correlations with noise that new samples of the
+    # same distribution do not repeat; a Gaussian fitted to them repeats it.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(12, 12))
+    cov = a @ a.T / 12 + 0.5 * np.eye(12)
+    y_train, y_new = np.repeat([0, 1], 40), np.repeat([0, 1], 2000)
+    train = rng.multivariate_normal(np.zeros(12), cov, 80)
+    new = rng.multivariate_normal(np.zeros(12), cov, 4000)
+    fitted = np.concatenate([rng.multivariate_normal(train[y_train == c].mean(0),
+                                                     np.cov(train[y_train == c].T), 2000)
+                             for c in (0, 1)])
+    assert M.corr_slope(new, y_new, train, y_train) < 0.8
+    assert M.corr_slope(fitted, y_new, train, y_train) == pytest.approx(1.0, abs=0.05)
+
+
 def test_ot_cost_of_translation_is_squared_shift():
     shift = np.full(8, 0.25)
     assert M.ot_cost(A[:100], A[:100]) == pytest.approx(0, abs=1e-12)
