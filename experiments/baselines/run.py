@@ -62,7 +62,7 @@ GENERATORS = {
                    "callbacks.checkpoint.every_n_train_steps=3000"],
     },
 }
-AUG_COLS = ["mmd_ratio", "svm_acc_synthetic", "tstr_acc", "c2st_auc", "dcr_ratio"]
+AUG_COLS = ["mmd_ratio", "svm_acc_synthetic", "tstr_acc", "c2st_auc", "dcr_ratio", "corr_slope"]
 PERT_COLS = ["frac_to_target", "mmd_to_target_ratio", "transport_cost"]
 
 
@@ -121,7 +121,8 @@ def run_cell(dataset: str, seed: int, work: Path) -> list[dict]:
             rows.append({**base, "method": "real (null)",
                          "mmd_ratio": m["mmd_null"] / m["mmd_baseline"],
                          "svm_acc_synthetic": m["svm_acc_test"], "tstr_acc": m["svm_acc_test"],
-                         "c2st_auc": m["c2st_auc_null"]})
+                         "c2st_auc": m["c2st_auc_null"],
+                         "corr_slope": m["corr_slope_real"]})
 
     model, data = bridge_model, bridge_model.data()
     src, tgt = model.classes.index("tumor"), model.classes.index("normal")
