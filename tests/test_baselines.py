@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gemdiff.checkpoint import load_checkpoint
@@ -135,3 +136,26 @@ def test_comparison_table_builder(tmp_path, monkeypatch):
     assert "| d16 | ot | 3 | 60.0% ± 10.0% | 1 ± 0 |" in text
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 7
     assert (tmp_path / "results.md").read_text() == text
+
+
+def test_sample_size_table_builder(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = ROOT / "experiments" / "baselines"
+    monkeypatch.syspath_prepend(str(folder))  # the script imports run.py beside it
+    monkeypatch.delitem(sys.modules, "run", raising=False)
+    spec = importlib.util.spec_from_file_location("sample_size", folder / "sample_size.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = [{"fraction": 0.3, "seed": s, "method": "gemdiff", "n_train": "38/199",
+             **{c: 0.5 + 0.1 * s for c in script.COLS}} for s in (0, 1)]
+    rows.append({"fraction": 0.3, "seed": 0, "method": "real (null)", "n_train": "38/199",
+                 "c2st_auc": 0.5})
+    text = script.write_table(pd.DataFrame(rows), tmp_path / "sample_size.csv")
+    assert "| 0.3 | 38/199 | gemdiff | 2 | 0.55 ± 0.071 |" in text
+    assert "| 0.3 | 38/199 | real (null) | 1 |  | 0.5 ± 0 |" in text
+    assert len((tmp_path / "sample_size.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "sample_size.md").read_text() == text
