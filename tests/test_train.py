@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from gemdiff.checkpoint import load_checkpoint
 from gemdiff.data.dataset import prepare_data
 from gemdiff.data.synthetic import simulate_gem
+from gemdiff.errors import GemdiffError
+from gemdiff.models.gaussian import GaussianDiffusion
+from gemdiff.models.module import GEMDiffModule, lr_factor
+from tests.conftest import TINY, make_config
 
 
 def test_loss_falls(trained_synthetic):
@@ -83,8 +88,7 @@ def test_perturbation_moves_the_planted_drivers(trained_synthetic):
 
 def test_summary_names_the_checkpoint_really_written(tmp_path):
     """A second run into the same folder must not report the first run's checkpoint."""
-    from gemdiff.train import train
-    from tests.conftest import TINY, make_config
+    from gemdiff.train import train  # a local name in test_loss_falls
 
     first = train(make_config([*TINY, "trainer.max_steps=4"], tmp_path))
     second = train(make_config([*TINY, "trainer.max_steps=6", "overwrite=true"], tmp_path))
@@ -94,8 +98,7 @@ def test_summary_names_the_checkpoint_really_written(tmp_path):
 
 def test_compiled_training_saves_the_plain_modules_weights(tmp_path):
     """model.compile=true trains through torch.compile; the checkpoint is the plain module's."""
-    from gemdiff.train import train
-    from tests.conftest import TINY, make_config
+    from gemdiff.train import train  # a local name in test_loss_falls
 
     overrides = [*TINY, "trainer.max_steps=6", "model.denoiser.d_model=16",
                  "model.denoiser.depth=1", "model.denoiser.tokenization=single"]
@@ -149,13 +152,7 @@ def test_samples_end_inside_the_data_range(trained_synthetic):
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_on_request(tmp_path):
-    import pytest
-
-    from gemdiff.errors import GemdiffError
-    from gemdiff.models.gaussian import GaussianDiffusion
-    from gemdiff.models.module import GEMDiffModule, lr_factor
-    from gemdiff.train import train
-    from tests.conftest import TINY, make_config
+    from gemdiff.train import train  # a local name in test_loss_falls
 
     assert [lr_factor(s, 4, 14, "none") for s in (0, 3, 13)] == [0.25, 1.0, 1.0]
     cosine = [lr_factor(s, 4, 14, "cosine") for s in range(15)]
