@@ -115,7 +115,7 @@ def test_wgan_learns_the_class_means(tmp_path):
     assert np.array_equal(syn, generate(model, labels, seed=0))
 
 
-def test_comparison_table_builder(tmp_path, monkeypatch):
+def _baselines_driver(tmp_path, monkeypatch):
     import importlib.util
 
     from tests.conftest import ROOT
@@ -125,6 +125,11 @@ def test_comparison_table_builder(tmp_path, monkeypatch):
     driver = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(driver)
     monkeypatch.setattr(driver, "HERE", tmp_path)
+    return driver
+
+
+def test_comparison_table_builder(tmp_path, monkeypatch):
+    driver = _baselines_driver(tmp_path, monkeypatch)
     rows = []
     for seed, ratio in ((0, 1.0), (1, 2.0), (2, 3.0)):
         rows += [{"dataset": "d16", "seed": seed, "task": "augment", "method": "gemdiff",
@@ -136,6 +141,27 @@ def test_comparison_table_builder(tmp_path, monkeypatch):
     assert "| d16 | ot | 3 | 60.0% ± 10.0% | 1 ± 0 |" in text
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 7
     assert (tmp_path / "results.md").read_text() == text
+    assert "paired by seed" not in text  # nothing to pair GEMDiff with
+
+
+def test_comparison_table_pairs_gemdiff_with_each_baseline_by_seed(tmp_path, monkeypatch):
+    driver = _baselines_driver(tmp_path, monkeypatch)
+    rows = []
+    for seed, (ours, theirs) in enumerate(((0.60, 0.70), (0.70, 0.75), (0.50, 0.62))):
+        base = {"dataset": "d16", "seed": seed, "task": "augment"}
+        rows += [{**base, "method": "gemdiff", "c2st_auc": ours, "mmd_ratio": 1.0},
+                 {**base, "method": "gaussian_full", "c2st_auc": theirs, "mmd_ratio": 1.0},
+                 {**base, "method": "real (null)", "c2st_auc": 0.5, "mmd_ratio": 2.0}]
+    rows.append({"dataset": "d16", "seed": 3, "task": "augment", "method": "gaussian_full",
+                 "c2st_auc": 0.9, "mmd_ratio": 1.0})  # no GEMDiff run to pair it with
+    text = driver.write_tables(rows)
+    # differences -0.10, -0.05, -0.12: mean -0.09, SD 0.036, t interval +- 4.303 * 0.036 / sqrt 3
+    line = next(x for x in text.splitlines() if x.startswith("| d16 | gaussian_full | 3 | -0.090"))
+    assert "[-0.180, -0.000]" in line
+    cells = [c.strip() for c in line.split("|")]
+    assert 0.04 < float(cells[5]) < 0.06  # paired t-test p
+    assert cells[6:8] == ["+0.000 [+0.000, +0.000]", ""]  # equal MMD ratios: no test
+    assert "real (null) | " not in text.split("paired by seed")[1]
 
 
 def test_sample_size_table_builder(tmp_path, monkeypatch):
