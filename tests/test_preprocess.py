@@ -115,6 +115,49 @@ def test_snap_unexpressed_uses_training_floor():
     assert np.isnan(p.inverse_transform(snapped)[0, 0])  # written back as missing
 
 
+def test_snap_unexpressed_gives_each_class_its_training_share_of_zeros():
+    # Gene 0 is unexpressed in half of class 0's training samples and in none of class 1's;
+    # gene 1 is never unexpressed.
+    x = np.array([[0.0, 4.0], [0.0, 5.0], [6.0, 6.0], [7.0, 7.0],
+                  [9.0, 4.0], [10.0, 5.0], [11.0, 6.0], [12.0, 7.0]])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = Preprocessor(input_scale="linear").fit(x, labels=y)
+    np.testing.assert_allclose(p.zero_share, [[0.5, 0.0], [0.0, 0.0]])
+    # Generated: every value above gene 0's detection floor (log2(7)), so the floor snaps none.
+    gen = p.transform(np.array([[8.0, 5.0], [9.0, 5.0], [6.5, 5.0], [10.0, 5.0],
+                                [8.0, 5.0], [6.5, 5.0], [9.0, 5.0], [10.0, 5.0]]))
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    back = p.inverse_transform(p.snap_unexpressed(gen, labels))
+    # Class 0: its two lowest gene-0 values (6.5 and 8) become unexpressed, the rest stay.
+    np.testing.assert_allclose(back[:4, 0], [0.0, 9.0, 0.0, 10.0], atol=1e-4)
+    np.testing.assert_allclose(back[4:, 0], [8.0, 6.5, 9.0, 10.0], atol=1e-4)  # class 1: none
+    np.testing.assert_allclose(back[:, 1], 5.0, atol=1e-4)
+    # Without labels only the floors apply; a floor-snapped value counts toward the share.
+    np.testing.assert_allclose(p.inverse_transform(p.snap_unexpressed(gen))[:, 0],
+                               [8.0, 9.0, 6.5, 10.0, 8.0, 6.5, 9.0, 10.0], atol=1e-4)
+    low = gen.copy()
+    low[3, 0] = p.transform(np.array([[2.0, 5.0]]))[0, 0]  # inside the gap: snapped anyway
+    back = p.inverse_transform(p.snap_unexpressed(low, labels))
+    np.testing.assert_allclose(back[:4, 0], [8.0, 9.0, 0.0, 0.0], atol=1e-4)
+    with pytest.raises(GemdiffError, match="3 labels for 8 samples"):
+        p.snap_unexpressed(gen, labels[:3])
+    with pytest.raises(GemdiffError, match="class indices 0..1"):
+        p.snap_unexpressed(gen, labels + 1)
+
+
+def test_prepared_data_carries_class_zero_shares():
+    gem = _gem()
+    gem.values[:30, 0] = np.nan  # half of class "a" unexpressed in gene 0 (missing = 0)
+    d = prepare_data(gem)
+    share = np.asarray(d.preprocessor.zero_share)
+    a = d.classes.index("a")
+    assert 0.3 < share[a, 0] < 0.7 and share[1 - a, 0] == 0.0
+    assert share.shape == (len(d.classes), d.n_genes)
+    unexpressed = d.preprocessor.to_log2p1_scale(d.x_train) < 1e-6
+    for k in range(len(d.classes)):
+        np.testing.assert_allclose(share[k], unexpressed[d.y_train == k].mean(axis=0))
+
+
 def test_snap_unexpressed_closes_each_genes_detection_gap():
     # Gene 0 has zeros and is detected from n = 3 up; gene 1 has no zeros; gene 2 never shows.
     x = np.array([[0.0, 2.0, 0.0], [3.0, 1.0, 0.0], [7.0, 5.0, 0.0]])

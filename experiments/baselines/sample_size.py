@@ -38,7 +38,7 @@ def score(model, seed: int) -> tuple[dict, dict]:
     rows = []
     for draw in range(DRAWS):
         s = seed + 100 * draw
-        x = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=s))
+        x = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=s), labels)
         m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, x,
                                  labels, seed=s).to_dict()
         ratios = [x[labels == c].std(0) / np.maximum(data.x_train[data.y_train == c].std(0),

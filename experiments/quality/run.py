@@ -61,7 +61,8 @@ def breast(args) -> None:
     for seed in args.seeds:
         labels = np.sort(data.y_test)
         t0 = time.perf_counter()
-        synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed))
+        synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed),
+                                                    labels)
         m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, synth,
                                  labels, seed=seed).to_dict()
         rows.append({"step": step, "seed": seed, "train_seconds": round(train_s, 1),

@@ -48,7 +48,8 @@ def cell(n_genes: int, fraction: float, seed: int, steps: int, extra: list[str],
     data = model.data()
     labels = np.sort(data.y_test)
     t0 = time.perf_counter()
-    synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed))
+    synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed),
+                                                labels)
     sample_s = time.perf_counter() - t0
     m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, synth, labels,
                              seed=seed).to_dict()

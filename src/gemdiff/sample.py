@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     synth = generate(model, labels, cfg.sampler, cfg.ddim_steps, cfg.guidance, cfg.seed,
                      cfg.batch_size, progress=True)
-    synth = model.preprocessor.snap_unexpressed(synth)
+    synth = model.preprocessor.snap_unexpressed(synth, labels)
 
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

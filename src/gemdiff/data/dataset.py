@@ -204,14 +204,15 @@ def prepare_data(
         train, test = train.take_samples(np.sort(tr)), train.take_samples(np.sort(te))
 
     train = train.take_samples(_subsample_per_class(train.labels, train_fraction, seed))
-    prep.fit(train.values, source=train.source)
     index = {c: i for i, c in enumerate(class_names)}
+    y_train = np.array([index[c] for c in train.labels], dtype=np.int64)
+    prep.fit(train.values, source=train.source, labels=y_train)
     return PreparedData(
         genes=list(genes),
         classes=class_names,
         preprocessor=prep,
         x_train=prep.transform(train.values, train.source),
-        y_train=np.array([index[c] for c in train.labels], dtype=np.int64),
+        y_train=y_train,
         x_test=prep.transform(test.values, test.source),
         y_test=np.array([index[c] for c in test.labels], dtype=np.int64),
         train_ids=list(train.samples),

@@ -82,18 +82,25 @@ class Preprocessor:
     # and the smallest level a gene is detected at; generated values inside it are called
     # unexpressed. Empty in checkpoints written before it existed (the global floor only).
     gene_floor: list[float] = field(default_factory=list)
+    # Per class (row, in class-index order) and gene: the share of training samples where the
+    # gene is unexpressed. Generated samples of a class are given the same share of zeros
+    # (see snap_unexpressed). Empty when fitted without labels and in older checkpoints.
+    zero_share: list[list[float]] = field(default_factory=list)
 
     def __post_init__(self):
         check_choice("input_scale", self.input_scale, InputScale)
         check_choice("nan_policy", self.nan_policy, NanPolicy)
         check_choice("scaling", self.scaling, Scaling)
 
-    def fit(self, values: np.ndarray, source: str = "") -> "Preprocessor":
-        """Fit the min-max range on (training) values in input units."""
+    def fit(self, values: np.ndarray, source: str = "",
+            labels: np.ndarray | None = None) -> "Preprocessor":
+        """Fit the min-max range on (training) values in input units; with ``labels`` (class
+        indices 0..K-1 per sample) also each class's share of unexpressed values per gene."""
         v = to_log2p1(values, self.input_scale, source)
         expressed = v[v > 0]
         self.floor = float(expressed.min() / 2) if expressed.size else 0.0
         self.gene_floor = detection_floors(v).tolist()
+        self.zero_share = [] if labels is None else zero_shares(v, labels).tolist()
         if self.scaling == "global":
             self.lo, self.hi = [float(v.min())], [float(v.max())]
         else:
@@ -119,13 +126,22 @@ class Preprocessor:
         """[-1, 1] -> input units (float64)."""
         return from_log2p1(self.to_log2p1_scale(scaled), self.input_scale)
 
-    def snap_unexpressed(self, scaled: np.ndarray) -> np.ndarray:
-        """Set generated values below the detection floor to exactly unexpressed (0 in
-        log2(n + 1) units), the point mass real data has and a continuous model lacks.
+    def snap_unexpressed(self, scaled: np.ndarray,
+                         labels: np.ndarray | None = None) -> np.ndarray:
+        """Set generated values to exactly unexpressed (0 in log2(n + 1) units), the point mass
+        real data has and a continuous generator lacks.
 
-        The floor is half the smallest expressed training value, and per gene with unexpressed
-        training samples the smallest level that gene was detected at: real data holds nothing
-        between zero and that level, where a continuous generator spreads the zeros' mass.
+        Values below the detection floor always: half the smallest expressed training value,
+        and per gene with unexpressed training samples the smallest level that gene was
+        detected at (real data holds nothing between zero and that level, where a continuous
+        generator spreads the zeros' mass).
+
+        With ``labels`` (the class of each row) the samples of each class are also given that
+        class's training share of zeros per gene: where fewer of them are unexpressed, the
+        lowest values of the gene within the class's rows are, up to the nearest whole count
+        (a gene unexpressed in 90% of a class's training samples is unexpressed in 90% of its
+        generated ones). The count is matched within the rows given, so it needs a whole draw
+        of the class, not a sample at a time; classes with no rows are left alone.
         """
         lo, span = self._range()
         zero = 2.0 * (0.0 - lo) / span - 1.0  # the scaled value of log2(0 + 1)
@@ -136,7 +152,25 @@ class Preprocessor:
             # no gap known, never below.
             with np.errstate(invalid="ignore"):
                 below |= v < np.asarray(self.gene_floor) - 1e-5 * span
+        if labels is not None and self.zero_share:
+            below |= self._below_class_share(np.where(below, -np.inf, v), np.asarray(labels))
         return np.where(below, zero, scaled).astype(np.asarray(scaled).dtype)
+
+    def _below_class_share(self, v: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Mask of the values that are among the lowest ``zero_share`` of their class and gene
+        (those already unexpressed are -inf in ``v``, so they count first)."""
+        share = np.asarray(self.zero_share)
+        if len(labels) != len(v):
+            raise GemdiffError(f"{len(labels)} labels for {len(v)} samples")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(share)):
+            raise GemdiffError(f"labels must be class indices 0..{len(share) - 1}")
+        out = np.zeros(v.shape, dtype=bool)
+        for k in np.unique(labels):
+            rows = np.flatnonzero(labels == k)
+            wanted = np.floor(share[k] * len(rows) + 0.5)  # per gene: how many zeros
+            rank = np.argsort(np.argsort(v[rows], axis=0, kind="stable"), axis=0)
+            out[rows] = rank < wanted
+        return out
 
     def to_log2p1_scale(self, scaled: np.ndarray) -> np.ndarray:
         """[-1, 1] -> log2(n + 1) units, for changes reported in log2 fold terms."""
@@ -161,6 +195,20 @@ def detection_floors(v: np.ndarray, chunk: int = 2048) -> np.ndarray:
         smallest = np.where(block > 0, block, np.inf).min(axis=0)
         gap = (block == 0).any(axis=0) & np.isfinite(smallest)
         out[start:start + chunk][gap] = smallest[gap]
+    return out
+
+
+def zero_shares(v: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(classes x genes) share of each class's samples (rows of ``v``, log2(n + 1) units)
+    where the gene is unexpressed; ``labels`` are class indices, a class without samples
+    gets zeros."""
+    labels = np.asarray(labels)
+    n_classes = int(labels.max()) + 1 if labels.size else 0
+    out = np.zeros((n_classes, v.shape[1]))
+    for k in range(n_classes):
+        rows = labels == k
+        if rows.any():
+            out[k] = (v[rows] <= 0).mean(axis=0)
     return out
 
 
