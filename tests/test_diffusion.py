@@ -151,3 +151,33 @@ def test_v_prediction_converts_to_the_same_eps():
     assert GaussianDiffusion(prediction="v").config()["prediction"] == "v"
     with pytest.raises(ValueError, match="prediction"):
         GaussianDiffusion(prediction="x0")
+
+
+def test_input_scale_diffuses_scaled_data_and_returns_data_units():
+    # Data ~ N(-0.4, 0.2^2) diffused at scale 4 is N(-1.6, 0.8^2) in diffused units; the exact
+    # predictor for that must give back the data's distribution, and the data, in data units.
+    d = GaussianDiffusion("linear", 1000, scale=4.0)
+    eps_fn = gaussian_eps(d, mu=-1.6, s=0.8)
+    g = torch.Generator().manual_seed(3)
+    x = d.ddpm_sample(eps_fn, None, (8000, 2), generator=g).x
+    assert x.mean().item() == pytest.approx(-0.4, abs=0.01)
+    assert x.std().item() == pytest.approx(0.2, rel=0.04)
+    x0 = -0.4 + 0.2 * torch.randn(256, 4, generator=g)
+    enc = d.ddim_encode(eps_fn, x0, None, steps=1000, t_end=990, record=3)
+    assert enc.x.std().item() == pytest.approx(1.0, rel=0.1)  # the latent: diffused units
+    torch.testing.assert_close(enc.trajectory[0], x0)  # recorded states: data units
+    back = d.ddim_decode(eps_fn, enc.x, None, steps=1000, t_end=990).x
+    assert (back - x0).abs().mean().item() < 3e-3
+    # The loss takes data units and diffuses the data times the scale: a predictor that is
+    # exact only at x_t of the scaled data scores zero, and not at scale 1.
+    t, noise = torch.randint(1000, (256,), generator=g), torch.randn(256, 4, generator=g)
+    x_t = d.q_sample(4.0 * x0, t, noise)
+    exact = lambda xt, tt, y: noise + (xt - x_t)  # noqa: E731
+    assert d.loss(exact, x0, None, t=t, noise=noise).item() < 1e-10
+    assert GaussianDiffusion("linear", 1000).loss(exact, x0, None, t=t, noise=noise) > 1e-3
+    # Checkpoints rebuild the diffusion from its config; those saved before have no scale.
+    assert GaussianDiffusion(**d.config()).scale == 4.0
+    old = {k: v for k, v in d.config().items() if k != "scale"}
+    assert GaussianDiffusion(**old).scale == 1.0
+    with pytest.raises(ValueError, match="scale"):
+        GaussianDiffusion(scale=0.0)
