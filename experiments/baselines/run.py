@@ -49,7 +49,8 @@ DATASETS = {
 # updates).
 GENERATORS = {
     "gemdiff": {
-        "breast": ["model.denoiser.tokenization=single", "trainer.max_steps=20000",
+        "breast": ["model.denoiser.tokenization=single", "diffusion.scale=3",
+                   "trainer.max_steps=20000",
                    "trainer.val_check_interval=5000",
                    "callbacks.checkpoint.every_n_train_steps=5000"],
         "kidney": ["model.denoiser.d_model=128", "model.denoiser.depth=4",
