@@ -36,6 +36,7 @@ def test_breast_16_uses_the_given_split(tmp_path, data_dir):
 @pytest.mark.parametrize("overrides", [
     ["diffusion=cosine"], ["model.denoiser.tokenization=single"],
     ["model.denoiser.tokenization=patch", "model.denoiser.patch_size=5"],
+    ["model.denoiser.tokenization=patch", "model.denoiser.token_weights=own"],
     ["model.denoiser.conditional=false"], ["data.scaling=per_gene", "data.train_fraction=0.5"],
     ["logger=csv"],
 ])

@@ -56,6 +56,35 @@ def test_bad_tokenization_lists_choices():
         DenoiserConfig(n_genes=4, n_classes=2, tokenization="word")
 
 
+def test_token_linear_is_one_linear_map_per_token():
+    from gemdiff.models.denoiser import TokenLinear
+
+    lin, x = TokenLinear(3, 4, 5), torch.randn(2, 3, 4)
+    out = lin(x)
+    for i in range(3):
+        torch.testing.assert_close(out[:, i], x[:, i] @ lin.weight[i] + lin.bias[i])
+
+
+def test_own_token_weights_read_and_write_each_token_on_its_own():
+    net = _net(tokenization="patch", patch_size=4, token_weights="own")
+    assert net.embed.weight.shape == (3, 4, 32) and net.out.weight.shape == (3, 32, 4)
+    with torch.no_grad():  # silence the output projection of the first patch only
+        net.out.weight[0].zero_()
+        net.out.bias[0].zero_()
+    out = net(torch.randn(5, 10), torch.full((5,), 50), torch.zeros(5, dtype=torch.long))
+    assert (out[:, :4] == 0).all() and (out[:, 4:] != 0).all()
+    shared = _net(tokenization="patch", patch_size=4)
+    assert isinstance(shared.embed, torch.nn.Linear) and isinstance(shared.out, torch.nn.Linear)
+    one = _net(tokenization="single", token_weights="own")  # one token: nothing to separate
+    assert isinstance(one.embed, torch.nn.Linear)
+
+
+def test_token_weights_default_to_shared_and_bad_choices_are_listed():
+    assert DenoiserConfig(n_genes=4, n_classes=2).token_weights == "shared"
+    with pytest.raises(GemdiffError, match="'shared', 'own'"):
+        DenoiserConfig(n_genes=4, n_classes=2, token_weights="tied")
+
+
 def test_single_token_block_is_full_attention_on_one_token():
     from gemdiff.models.denoiser import Block
 

@@ -7,6 +7,15 @@ Tokenisation decides what attention can relate:
 - ``single``: all genes in one token, as the reference implementation; attention then has
   nothing to attend across and the network is an MLP with extra steps (its blocks hold no
   query or key weights).
+
+``token_weights`` decides whether tokens share the maps between values and the model width:
+
+- ``shared``: one input embedding and one output projection for every token, as a vision
+  transformer does for its patches; a gene is told apart from the others only by its added
+  position embedding.
+- ``own``: each token has its own input embedding and output projection (a feature tokenizer,
+  Gorishniy et al. 2021), so each gene's values can be read and written on their own scale.
+  With one token the two are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from torch import nn
 from gemdiff.data.preprocess import check_choice
 
 Tokenization = Literal["gene", "patch", "single"]
+TokenWeights = Literal["shared", "own"]
 
 
 @dataclass
@@ -37,9 +47,11 @@ class DenoiserConfig:
     dropout: float = 0.0
     tokenization: str = "gene"
     patch_size: int = 8
+    token_weights: str = "shared"
 
     def __post_init__(self):
         check_choice("tokenization", self.tokenization, Tokenization)
+        check_choice("token_weights", self.token_weights, TokenWeights)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 
@@ -117,6 +129,21 @@ def _value_rows_of_qkv(module: Block, state_dict: dict, prefix: str, *args) -> N
     state_dict[prefix + "value.bias"] = state_dict.pop(prefix + "qkv.bias")[2 * d:]
 
 
+class TokenLinear(nn.Module):
+    """One linear map per token: (B, n_tokens, in) -> (B, n_tokens, out), token i through
+    ``weight[i]``; initialised per token as :class:`torch.nn.Linear` is."""
+
+    def __init__(self, n_tokens: int, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(n_tokens, in_features, out_features)
+                                   .uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_tokens, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bni,nio->bno", x, self.weight) + self.bias
+
+
 class TransformerDenoiser(nn.Module):
     """eps_theta(x_t, t, y): genes -> tokens -> transformer -> genes.
 
@@ -130,14 +157,17 @@ class TransformerDenoiser(nn.Module):
         self.config = c = config
         d = c.d_model
         self.pad = c.n_tokens * c.token_size - c.n_genes
-        self.embed = nn.Linear(c.token_size, d)
+        own = c.token_weights == "own" and c.n_tokens > 1
+        self.embed = TokenLinear(c.n_tokens, c.token_size, d) if own else \
+            nn.Linear(c.token_size, d)
         self.pos = nn.Parameter(torch.randn(1, c.n_tokens, d) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
         self.blocks = nn.ModuleList(Block(d, c.n_heads, c.mlp_ratio, c.dropout, c.n_tokens)
                                     for _ in range(c.depth))
         self.ln_out = nn.LayerNorm(d)
-        self.out = nn.Linear(d, c.token_size)
+        self.out = TokenLinear(c.n_tokens, d, c.token_size) if own else \
+            nn.Linear(d, c.token_size)
         # Start by predicting zero noise: a stable beginning for diffusion training.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
