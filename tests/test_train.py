@@ -51,6 +51,25 @@ def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic)
     assert not torch.equal(p_ema, p_raw)
 
 
+def test_training_ends_with_a_calibrated_checkpoint(trained_synthetic):
+    """The sampler's eps is the network's output less its mean error on the training data."""
+    out, _ = trained_synthetic
+    model = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    table = model.diffusion.calibration
+    assert table.shape == (11, 3, 16)  # debug=fast: 11 levels; 2 classes and "no class"
+    assert table.abs().max() > 0 and bool(torch.isfinite(table).all())
+    x, t = torch.randn(4, 16), torch.tensor([0, 300, 650, 999])
+    y = torch.tensor([0, 1, 1, 0])
+    with torch.inference_mode():
+        raw = model.denoiser(x, t, y)
+        torch.testing.assert_close(model.eps_fn()(x, t, y),
+                                   raw - model.diffusion.output_offset(t, y))
+        guided = model.eps_fn(2.0)(x, t, y)
+        uncond = model.denoiser(x, t, torch.full_like(y, 2)) - model.diffusion.output_offset(
+            t, torch.full_like(y, 2))
+        torch.testing.assert_close(guided, uncond + 2.0 * (model.eps_fn()(x, t, y) - uncond))
+
+
 def _test_split(model):
     cfg = model.config["data"]
     gem = simulate_gem(**{k: v for k, v in cfg["source"].items() if k != "format"})
@@ -95,6 +114,9 @@ def test_summary_names_the_checkpoint_really_written(tmp_path):
     second = train(make_config([*TINY, "trainer.max_steps=6", "overwrite=true"], tmp_path))
     assert first["checkpoint"] != second["checkpoint"]
     assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 6
+    third = train(make_config([*TINY, "trainer.max_steps=4", "calibrate.draws=0"],
+                              tmp_path / "uncalibrated"))
+    assert load_checkpoint(third["checkpoint"]).diffusion.calibration is None
 
 
 def test_compiled_training_saves_the_plain_modules_weights(tmp_path):

@@ -45,14 +45,22 @@ class TrainedModel:
 
         ``guidance`` w gives eps_uncond + w (eps_cond - eps_uncond): 1 is the plain conditional
         model, larger values push samples further toward the class. Both predictions come from
-        one batched forward pass.
+        one batched forward pass. A calibrated model (the training default) has each
+        prediction's mean error on the training data removed first
+        (:meth:`~gemdiff.models.gaussian.GaussianDiffusion.calibrate`).
         """
-        net = self.denoiser
-        if guidance == 1.0 or net.class_emb is None:
+        net, diffusion = self.denoiser, self.diffusion
+        if diffusion.calibration is not None:
+            raw = net
+
+            def net(x, t, y):
+                return raw(x, t, y) - diffusion.output_offset(t, y).to(x.dtype)
+
+        if guidance == 1.0 or self.denoiser.class_emb is None:
             return net
 
         def guided(x, t, y):
-            null = torch.full_like(y, net.null_class)
+            null = torch.full_like(y, self.denoiser.null_class)
             eps = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
             cond, uncond = eps.chunk(2)
             return uncond + guidance * (cond - uncond)
@@ -126,6 +134,28 @@ def load_checkpoint(
         kind=kind,
         sampler=sampler,
     )
+
+
+def calibrate_checkpoint(path: str | Path, x, y, draws: int = 16, levels: int = 41,
+                         seed: int = 0, max_per_class: int | None = 1000,
+                         progress: bool = False) -> None:
+    """Measure a trained diffusion model's mean output error on its training data ``x``, ``y``
+    (scaled units) with its EMA weights, and write it into the checkpoint at ``path``
+    (atomically), where sampling and perturbation pick it up. See
+    :meth:`~gemdiff.models.gaussian.GaussianDiffusion.calibrate`."""
+    from gemdiff.callbacks import AtomicCheckpointIO
+
+    path = Path(path)
+    model = load_checkpoint(path)
+    if model.kind != "diffusion":
+        raise ValueError(f"{path} holds a {model.kind} model; only diffusion models calibrate")
+    net = model.denoiser
+    null = net.null_class if net.class_emb is not None else None
+    model.diffusion.calibrate(net, x, y, len(model.classes), null, draws, levels, seed,
+                              max_per_class, progress=progress)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt[K.CKPT_SECTION]["diffusion"] = model.diffusion.config()
+    AtomicCheckpointIO().save_checkpoint(ckpt, path)
 
 
 def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -58,10 +58,10 @@ def perturb(model: TrainedModel, x: np.ndarray, source: int, target: int, steps:
     y_src = torch.full((len(xt),), source, dtype=torch.long)
     y_tgt = torch.full((len(xt),), target, dtype=torch.long)
     with torch.inference_mode():
-        enc = d.ddim_encode(model.denoiser, xt, y_src, steps, t_end, record, progress)
+        plain = model.eps_fn()
+        enc = d.ddim_encode(plain, xt, y_src, steps, t_end, record, progress)
         dec = d.ddim_decode(model.eps_fn(guidance), enc.x, y_tgt, steps, t_end, record, progress)
-        cyc = d.ddim_decode(model.denoiser, enc.x, y_src, steps, t_end, 0, progress) if cycle \
-            else None
+        cyc = d.ddim_decode(plain, enc.x, y_src, steps, t_end, 0, progress) if cycle else None
     moved = model.preprocessor.snap_unexpressed(dec.x.numpy())
     return Perturbation(x, moved, cyc.x.numpy() if cycle else None, enc, dec)
 

@@ -28,6 +28,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import gemdiff
 from gemdiff import constants as K
 from gemdiff.callbacks import AtomicCheckpointIO
+from gemdiff.checkpoint import calibrate_checkpoint
+from gemdiff.models.module import GEMDiffModule
 from gemdiff.cli import config_dir, run_task
 from gemdiff.errors import InputError, TrainingDiverged, TrainingInterrupted
 from gemdiff.outputs import check_fresh, write_json
@@ -145,6 +147,15 @@ def train(cfg: DictConfig, pick_up: bool | None = None) -> dict[str, Any]:
         "data": data.summary(),
     }
     if trainer.is_global_zero:
+        calibration = cfg.get("calibrate") or {}
+        draws = int(calibration.get("draws", 0))
+        if summary["checkpoint"] and draws > 0 and isinstance(model, GEMDiffModule):
+            log.info("calibrating the sampler on the training data (%d noise draws at %d levels)",
+                     draws, int(calibration.get("levels", 41)))
+            calibrate_checkpoint(summary["checkpoint"], data.x_train, data.y_train, draws,
+                                 int(calibration.get("levels", 41)), seed=int(cfg.seed),
+                                 max_per_class=calibration.get("max_per_class", 1000),
+                                 progress=bool(cfg.trainer.get("enable_progress_bar", True)))
         write_json(summary, output_dir / "summary.json")
         log.info("checkpoint: %s", summary["checkpoint"])
     return summary
