@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from gemdiff.checkpoint import load_checkpoint
+from gemdiff.checkpoint import calibrate_checkpoint, load_checkpoint
 from gemdiff.cli import compose_config
 from gemdiff.data.preprocess import detection_floors, zero_shares
 from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
@@ -85,7 +85,16 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
     done = out / "trained.json"
     if done.exists():
         info = json.loads(done.read_text())
-        return load_checkpoint(info["checkpoint"]), info["train_seconds"]
+        model = load_checkpoint(info["checkpoint"])
+        if model.kind == "diffusion" and model.diffusion.calibration is None:
+            # Saved before training ended with a calibration: calibrate it as training does
+            # now (train.yaml's draws and levels, the run's seed).
+            calib = compose_config(DATASETS[dataset], out).calibrate
+            data = model.data()
+            calibrate_checkpoint(info["checkpoint"], data.x_train, data.y_train,
+                                 calib.draws, calib.levels, seed=seed)
+            model = load_checkpoint(info["checkpoint"])
+        return model, info["train_seconds"]
     cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",
                           *_overrides(gen, dataset)], out)
     t0 = time.perf_counter()
