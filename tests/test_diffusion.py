@@ -199,7 +199,7 @@ def test_calibration_measures_the_mean_error_and_sampling_without_it_lands_on_th
     means[2] = means[y].mean(0)  # "no class": the mean of all samples
     bias = torch.tensor([[0.05, -0.1], [0.0, 0.08], [0.02, -0.03]])
     net = _point_mass_net(d, means, bias)
-    d.calibrate(net, means[y], y, n_classes=2, null=2, draws=2, levels=11)
+    d.calibrate(net, means[y], y, n_classes=2, null=2, rows=120, levels=11)
     assert d.calibration.shape == (11, 3, 2)
     assert d.calibration_levels.tolist() == np.round(np.linspace(0, 199, 11)).tolist()
     torch.testing.assert_close(d.calibration, bias.expand(11, 3, 2), atol=1e-4, rtol=0)
@@ -239,11 +239,11 @@ def test_calibration_of_an_unconditional_network_has_one_row_for_all():
         ab = d.alpha_bar[t].to(xt.dtype)[:, None]
         return (xt - ab.sqrt() * 0.25) / (1 - ab).sqrt() + bias
 
-    d.calibrate(net, x, y, n_classes=2, null=None, draws=3, levels=5)
+    d.calibrate(net, x, y, n_classes=2, null=None, rows=6, levels=5)
     torch.testing.assert_close(d.calibration, bias.expand(5, 3, 2), atol=1e-4, rtol=0)
 
 
-def test_calibration_measures_a_large_class_on_a_random_subset():
+def test_calibration_spreads_its_draws_over_a_classs_samples():
     d = GaussianDiffusion("linear", 50)
     seen = []
 
@@ -252,7 +252,7 @@ def test_calibration_measures_a_large_class_on_a_random_subset():
         return torch.zeros_like(xt)
 
     y = torch.tensor([0] * 50 + [1] * 3)
-    d.calibrate(net, torch.zeros(53, 2), y, n_classes=2, null=2, draws=2, levels=2,
-                max_per_class=10)
+    d.calibrate(net, torch.zeros(53, 2), y, n_classes=2, null=2, rows=20, levels=2)
     labels = torch.cat(seen[::2])  # the conditional passes (each level's is followed by null's)
-    assert torch.bincount(labels).tolist() == [2 * 2 * 10, 2 * 2 * 3]
+    # Per level: 10 of the 50 (rows / 2), one antithetic pair each; the 3 others 3 pairs each.
+    assert torch.bincount(labels).tolist() == [2 * 2 * 10, 2 * 2 * 3 * 3]

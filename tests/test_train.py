@@ -114,7 +114,7 @@ def test_summary_names_the_checkpoint_really_written(tmp_path):
     second = train(make_config([*TINY, "trainer.max_steps=6", "overwrite=true"], tmp_path))
     assert first["checkpoint"] != second["checkpoint"]
     assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 6
-    third = train(make_config([*TINY, "trainer.max_steps=4", "calibrate.draws=0"],
+    third = train(make_config([*TINY, "trainer.max_steps=4", "calibrate.rows=0"],
                               tmp_path / "uncalibrated"))
     assert load_checkpoint(third["checkpoint"]).diffusion.calibration is None
 

@@ -88,11 +88,11 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
         model = load_checkpoint(info["checkpoint"])
         if model.kind == "diffusion" and model.diffusion.calibration is None:
             # Saved before training ended with a calibration: calibrate it as training does
-            # now (train.yaml's draws and levels, the run's seed).
+            # now (train.yaml's rows and levels, the run's seed).
             calib = compose_config(DATASETS[dataset], out).calibrate
             data = model.data()
             calibrate_checkpoint(info["checkpoint"], data.x_train, data.y_train,
-                                 calib.draws, calib.levels, seed=seed)
+                                 calib.rows, calib.levels, seed=seed)
             model = load_checkpoint(info["checkpoint"])
         return model, info["train_seconds"]
     cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",

@@ -136,9 +136,8 @@ def load_checkpoint(
     )
 
 
-def calibrate_checkpoint(path: str | Path, x, y, draws: int = 16, levels: int = 41,
-                         seed: int = 0, max_per_class: int | None = 1000,
-                         progress: bool = False) -> None:
+def calibrate_checkpoint(path: str | Path, x, y, rows: int = 640, levels: int = 41,
+                         seed: int = 0, progress: bool = False) -> None:
     """Measure a trained diffusion model's mean output error on its training data ``x``, ``y``
     (scaled units) with its EMA weights, and write it into the checkpoint at ``path``
     (atomically), where sampling and perturbation pick it up. See
@@ -151,8 +150,8 @@ def calibrate_checkpoint(path: str | Path, x, y, draws: int = 16, levels: int = 
         raise ValueError(f"{path} holds a {model.kind} model; only diffusion models calibrate")
     net = model.denoiser
     null = net.null_class if net.class_emb is not None else None
-    model.diffusion.calibrate(net, x, y, len(model.classes), null, draws, levels, seed,
-                              max_per_class, progress=progress)
+    model.diffusion.calibrate(net, x, y, len(model.classes), null, rows, levels, seed,
+                              progress=progress)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt[K.CKPT_SECTION]["diffusion"] = model.diffusion.config()
     AtomicCheckpointIO().save_checkpoint(ckpt, path)

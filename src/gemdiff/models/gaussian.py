@@ -141,9 +141,8 @@ class GaussianDiffusion(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, net: EpsFn, x: torch.Tensor, y: torch.Tensor, n_classes: int,
-                  null: int | None, draws: int = 16, levels: int = 41, seed: int = 0,
-                  max_per_class: int | None = 1000, batch_rows: int = 16384,
-                  progress: bool = False) -> None:
+                  null: int | None, rows: int = 640, levels: int = 41, seed: int = 0,
+                  batch_rows: int = 16384, progress: bool = False) -> None:
         """Measure the network's mean output error on training data, per noise level, class
         and gene, for :meth:`output_offset` to remove while sampling.
 
@@ -152,12 +151,13 @@ class GaussianDiffusion(nn.Module):
         the class's mean), and likewise for v. A trained network misses this by a small amount
         per gene, which the sampler adds up over its steps into each gene's class mean (on
         kidney data by 0.06-0.08 training SDs). Here the miss is averaged over the training
-        samples ``x`` (data units) of each class in ``y``, ``draws`` noise draws each (in
-        antithetic pairs, rounded up to an even number), at
-        ``levels`` timesteps spread evenly over 0..T-1, and once more with the "no class" label
-        ``null`` over all samples (the last row; None for an unconditional network, whose
-        rows are all that one). A class of more than ``max_per_class`` samples is measured on
-        that many of them, drawn at random.
+        samples ``x`` (data units) of each class in ``y`` at ``levels`` timesteps spread evenly
+        over 0..T-1, with about ``rows`` noise draws per class and level: antithetic pairs
+        (a noise and its negative), round(rows / (2 n)) of them for each of the class's n
+        samples and at least one; a class of more than rows / 2 samples is measured on rows / 2
+        of them, drawn at random. The "no class" label ``null`` gets the last row, the classes'
+        errors with that label weighted by their share of the samples (None for an
+        unconditional network, whose rows are all that one).
         """
         x = torch.as_tensor(x, dtype=torch.float32, device=self.betas.device) * self.scale
         y = torch.as_tensor(y, dtype=torch.long, device=x.device)
@@ -166,22 +166,24 @@ class GaussianDiffusion(nn.Module):
             raise ValueError(f"calibration needs training samples of all {n_classes} classes, "
                              f"got counts {counts.tolist()}")
         gen = torch.Generator(device=x.device).manual_seed(seed)
-        if max_per_class is not None and int(counts.max()) > max_per_class:
-            keep = torch.cat([idx[torch.randperm(len(idx), generator=gen,
-                                                 device=x.device)[:max_per_class]]
-                              for idx in (torch.nonzero(y == c).flatten()
-                                          for c in range(n_classes))])
-            x, y = x[keep], y[keep]
-            counts = torch.bincount(y, minlength=n_classes)
-        counts = counts.to(torch.float64)
+        picked = []
+        for c in range(n_classes):
+            idx = torch.nonzero(y == c).flatten()
+            if len(idx) > max(1, rows // 2):
+                idx = idx[torch.randperm(len(idx), generator=gen, device=x.device)[:rows // 2]]
+            picked.append(idx.repeat(max(1, round(rows / (2 * len(idx))))))
+        sel = torch.cat(picked)
+        xs, ys = x[sel], y[sel]
+        n_rows = 2.0 * torch.bincount(ys, minlength=n_classes).to(torch.float64)[:, None]
+        share = (counts / counts.sum()).to(torch.float64)[:, None]
         grid = np.unique(np.round(np.linspace(0, self.timesteps - 1, max(2, levels))))
-        pairs = max(1, (draws + 1) // 2)
-        xs, ys = x.repeat(pairs, 1), y.repeat(pairs)
         table = torch.zeros(len(grid), n_classes + 1, x.shape[1], dtype=torch.float64,
                             device=x.device)
+        half = max(1, batch_rows // 2)
         for i in _progress(range(len(grid)), progress, "calibrating"):
-            for start in range(0, len(xs), batch_rows // 2):
-                xb, yb = xs[start:start + batch_rows // 2], ys[start:start + batch_rows // 2]
+            sums = torch.zeros(2, n_classes, x.shape[1], dtype=torch.float64, device=x.device)
+            for start in range(0, len(xs), half):
+                xb, yb = xs[start:start + half], ys[start:start + half]
                 # Antithetic draws: each noise and its negative, whose errors nearly cancel at
                 # low noise levels (the estimate's noise there falls from 0.03 to under 0.002).
                 noise = torch.randn(xb.shape, generator=gen, device=x.device)
@@ -193,14 +195,14 @@ class GaussianDiffusion(nn.Module):
                     ab = self._ab_rows(t, xb)
                     target = ab.sqrt() * noise - (1.0 - ab).sqrt() * xb
                 if null is None:
-                    table[i, -1] += (net(x_t, t, None) - target).sum(0).double()
+                    sums[1].index_add_(0, yb, (net(x_t, t, None) - target).double())
                     continue
-                table[i, :n_classes].index_add_(0, yb, (net(x_t, t, yb) - target).double())
-                table[i, -1] += (net(x_t, t, torch.full_like(yb, null)) - target).sum(0).double()
-        table[:, :n_classes] /= 2 * pairs * counts[:, None]
-        table[:, -1] /= 2 * pairs * len(x)
-        if null is None:
-            table[:, :n_classes] = table[:, -1:]
+                sums[0].index_add_(0, yb, (net(x_t, t, yb) - target).double())
+                sums[1].index_add_(0, yb, (net(x_t, t, torch.full_like(yb, null))
+                                           - target).double())
+            means = sums / n_rows
+            table[i, -1] = (share * means[1]).sum(0)
+            table[i, :n_classes] = means[0] if null is not None else table[i, -1]
         self._set_calibration(table, torch.from_numpy(grid.astype(np.int64)))
 
     def output_offset(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
