@@ -176,7 +176,7 @@ class GaussianDiffusion(nn.Module):
         xs, ys = x[sel], y[sel]
         n_rows = 2.0 * torch.bincount(ys, minlength=n_classes).to(torch.float64)[:, None]
         share = (counts / counts.sum()).to(torch.float64)[:, None]
-        grid = np.unique(np.round(np.linspace(0, self.timesteps - 1, max(2, levels))))
+        grid = self.ddim_levels(max(2, levels))[1:]  # evenly over 0..T-1
         table = torch.zeros(len(grid), n_classes + 1, x.shape[1], dtype=torch.float64,
                             device=x.device)
         half = max(1, batch_rows // 2)
@@ -188,12 +188,8 @@ class GaussianDiffusion(nn.Module):
                 # low noise levels (the estimate's noise there falls from 0.03 to under 0.002).
                 noise = torch.randn(xb.shape, generator=gen, device=x.device)
                 xb, yb, noise = torch.cat([xb, xb]), torch.cat([yb, yb]), torch.cat([noise, -noise])
-                t = torch.full((len(xb),), int(grid[i]), dtype=torch.long, device=x.device)
-                x_t = self.q_sample(xb, t, noise)
-                target = noise
-                if self.prediction == "v":
-                    ab = self._ab_rows(t, xb)
-                    target = ab.sqrt() * noise - (1.0 - ab).sqrt() * xb
+                t = torch.full((len(xb),), grid[i], dtype=torch.long, device=x.device)
+                x_t, target = self.q_sample(xb, t, noise), self._target(xb, t, noise)
                 if null is None:
                     sums[1].index_add_(0, yb, (net(x_t, t, None) - target).double())
                     continue
@@ -203,7 +199,7 @@ class GaussianDiffusion(nn.Module):
             means = sums / n_rows
             table[i, -1] = (share * means[1]).sum(0)
             table[i, :n_classes] = means[0] if null is not None else table[i, -1]
-        self._set_calibration(table, torch.from_numpy(grid.astype(np.int64)))
+        self._set_calibration(table, torch.tensor(grid))
 
     def output_offset(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
         """The calibrated mean error of the network's output at each row's timestep and label
@@ -258,11 +254,15 @@ class GaussianDiffusion(nn.Module):
             t = torch.randint(self.timesteps, (x0.shape[0],), device=x0.device)
         if noise is None:
             noise = torch.randn_like(x0)
-        target = noise
-        if self.prediction == "v":
-            ab = self._ab_rows(t, x0)
-            target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
+        target = self._target(x0, t, noise)
         return torch.mean((target - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
+
+    def _target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network should output at x_t = q_sample(x0, t, noise): the noise, or v."""
+        if self.prediction == "eps":
+            return noise
+        ab = self._ab_rows(t, x0)
+        return ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
 
     # ---- sampling -------------------------------------------------------------------------
 
