@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gemdiff.models.gaussian import CLEAN, GaussianDiffusion, make_betas
+from gemdiff.models.gaussian import CLEAN, GaussianDiffusion, make_betas, _shrunk
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
@@ -256,3 +256,37 @@ def test_calibration_spreads_its_draws_over_a_classs_samples():
     labels = torch.cat(seen[::2])  # the conditional passes (each level's is followed by null's)
     # Per level: 10 of the 50 (rows / 2), one antithetic pair each; the 3 others 3 pairs each.
     assert torch.bincount(labels).tolist() == [2 * 2 * 10, 2 * 2 * 3 * 3]
+
+
+def test_shrunk_calibration_keeps_clear_errors_and_drops_what_is_noise():
+    d = GaussianDiffusion("linear", 50)
+    y = torch.tensor([0] * 40 + [1] * 40)
+    x = torch.zeros(80, 12)
+
+    def calibrated(bias, shrink, seed):
+        def net(xt, t, yy):
+            # Exact for data at 0, plus the bias and an error even in the noise (antithetic
+            # pairs do not cancel it) that averages to 0: noise the calibration has to see
+            # through (its estimates' own SD is 0.25 here).
+            noise = xt / (1 - d.alpha_bar[t].to(xt.dtype)[:, None]).sqrt()
+            return noise + bias + 0.8 * (noise ** 2 - 1)
+
+        d.calibrate(net, x, y, n_classes=2, null=2, rows=40, levels=3, seed=seed,
+                    shrink=shrink)
+        return d.calibration.clone()
+
+    rms = lambda z: z.pow(2).mean().sqrt().item()  # noqa: E731
+    # No error at all: the raw table is the estimates' noise, the shrunk one nearly nothing.
+    none = torch.zeros(12)
+    raw = [calibrated(none, False, seed) for seed in (0, 1)]
+    shrunk = [calibrated(none, True, seed) for seed in (0, 1)]
+    assert min(rms(t) for t in raw) > 0.15
+    assert max(rms(t) for t in shrunk) < 0.5 * min(rms(t) for t in raw)
+    assert rms(shrunk[0] - shrunk[1]) < 0.5 * rms(raw[0] - raw[1])
+    # Errors well above the noise stay.
+    clear = torch.tensor([1.2, -1.2] * 6)
+    table = calibrated(clear, True, 0)
+    assert (table / clear).mean().item() == pytest.approx(1.0, abs=0.1)
+    # No spread between the pairs: nothing to shrink.
+    means = torch.tensor([[0.3, -0.2, 0.0]])
+    torch.testing.assert_close(_shrunk(means, torch.zeros(1, 3)), means)

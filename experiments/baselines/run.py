@@ -92,7 +92,7 @@ def _trained(dataset: str, seed: int, gen: str, out: Path):
             calib = compose_config(DATASETS[dataset], out).calibrate
             data = model.data()
             calibrate_checkpoint(info["checkpoint"], data.x_train, data.y_train,
-                                 calib.rows, calib.levels, seed=seed)
+                                 calib.rows, calib.levels, seed=seed, shrink=calib.shrink)
             model = load_checkpoint(info["checkpoint"])
         return model, info["train_seconds"]
     cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",

@@ -137,7 +137,7 @@ def load_checkpoint(
 
 
 def calibrate_checkpoint(path: str | Path, x, y, rows: int = 640, levels: int = 41,
-                         seed: int = 0, progress: bool = False) -> None:
+                         seed: int = 0, shrink: bool = True, progress: bool = False) -> None:
     """Measure a trained diffusion model's mean output error on its training data ``x``, ``y``
     (scaled units) with its EMA weights, and write it into the checkpoint at ``path``
     (atomically), where sampling and perturbation pick it up. See
@@ -150,7 +150,7 @@ def calibrate_checkpoint(path: str | Path, x, y, rows: int = 640, levels: int = 
         raise ValueError(f"{path} holds a {model.kind} model; only diffusion models calibrate")
     net = model.denoiser
     null = net.null_class if net.class_emb is not None else None
-    model.diffusion.calibrate(net, x, y, len(model.classes), null, rows, levels, seed,
+    model.diffusion.calibrate(net, x, y, len(model.classes), null, rows, levels, seed, shrink,
                               progress=progress)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt[K.CKPT_SECTION]["diffusion"] = model.diffusion.config()

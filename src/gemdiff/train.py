@@ -149,11 +149,12 @@ def train(cfg: DictConfig, pick_up: bool | None = None) -> dict[str, Any]:
     if trainer.is_global_zero:
         calibration = cfg.get("calibrate") or {}
         rows, levels = int(calibration.get("rows", 0)), int(calibration.get("levels", 41))
+        shrink = bool(calibration.get("shrink", True))
         if summary["checkpoint"] and rows > 0 and isinstance(model, GEMDiffModule):
             log.info("calibrating the sampler on the training data (%d noise draws per class "
                      "at %d levels)", rows, levels)
             calibrate_checkpoint(summary["checkpoint"], data.x_train, data.y_train, rows, levels,
-                                 seed=int(cfg.seed),
+                                 seed=int(cfg.seed), shrink=shrink,
                                  progress=bool(cfg.trainer.get("enable_progress_bar", True)))
         write_json(summary, output_dir / "summary.json")
         log.info("checkpoint: %s", summary["checkpoint"])

@@ -25,6 +25,15 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor
 CLEAN = -1  # level index of the data itself (alpha_bar = 1)
 
 
+def _shrunk(means: torch.Tensor, var_mean: torch.Tensor) -> torch.Tensor:
+    """Empirical-Bayes shrinkage of per-gene mean estimates toward 0: with a N(0, tau^2) prior
+    over genes and each estimate's own sampling variance s^2, the posterior mean is
+    m tau^2 / (tau^2 + s^2), tau^2 the genes' mean of m^2 - s^2 (at least 0). Per leading
+    index (label row, class): ``means``, ``var_mean`` are (..., n_genes)."""
+    tau2 = (means ** 2 - var_mean).mean(-1, keepdim=True).clamp(min=0)
+    return means * tau2 / (tau2 + var_mean).clamp(min=1e-30)
+
+
 def make_betas(schedule: str, timesteps: int) -> np.ndarray:
     """beta_1..beta_T in float64.
 
@@ -142,7 +151,7 @@ class GaussianDiffusion(nn.Module):
     @torch.no_grad()
     def calibrate(self, net: EpsFn, x: torch.Tensor, y: torch.Tensor, n_classes: int,
                   null: int | None, rows: int = 640, levels: int = 41, seed: int = 0,
-                  batch_rows: int = 16384, progress: bool = False) -> None:
+                  shrink: bool = True, batch_rows: int = 16384, progress: bool = False) -> None:
         """Measure the network's mean output error on training data, per noise level, class
         and gene, for :meth:`output_offset` to remove while sampling.
 
@@ -158,6 +167,13 @@ class GaussianDiffusion(nn.Module):
         of them, drawn at random. The "no class" label ``null`` gets the last row, the classes'
         errors with that label weighted by their share of the samples (None for an
         unconditional network, whose rows are all that one).
+
+        With ``shrink`` each level's per-gene estimates for a label are shrunk toward 0 by their
+        own sampling noise, estimated from the spread of the pairs (empirical Bayes, see
+        :func:`_shrunk`): where the network's errors are no larger than that noise, as on the
+        breast example between t = 25 and 375, the table holds ~0 there instead of the noise,
+        and two calibrations with different seeds agree to 0.003 instead of 0.016 (RMS, in
+        noise units).
         """
         x = torch.as_tensor(x, dtype=torch.float32, device=self.betas.device) * self.scale
         y = torch.as_tensor(y, dtype=torch.long, device=x.device)
@@ -174,29 +190,34 @@ class GaussianDiffusion(nn.Module):
             picked.append(idx.repeat(max(1, round(rows / (2 * len(idx))))))
         sel = torch.cat(picked)
         xs, ys = x[sel], y[sel]
-        n_rows = 2.0 * torch.bincount(ys, minlength=n_classes).to(torch.float64)[:, None]
+        n_pairs = torch.bincount(ys, minlength=n_classes).to(torch.float64)[:, None]
         share = (counts / counts.sum()).to(torch.float64)[:, None]
         grid = self.ddim_levels(max(2, levels))[1:]  # evenly over 0..T-1
         table = torch.zeros(len(grid), n_classes + 1, x.shape[1], dtype=torch.float64,
                             device=x.device)
         half = max(1, batch_rows // 2)
         for i in _progress(range(len(grid)), progress, "calibrating"):
-            sums = torch.zeros(2, n_classes, x.shape[1], dtype=torch.float64, device=x.device)
+            # Sums and sums of squares of each antithetic pair's mean error, per label row
+            # (0: the sample's class, 1: the "no class" label) and class.
+            sums = torch.zeros(2, 2, n_classes, x.shape[1], dtype=torch.float64, device=x.device)
             for start in range(0, len(xs), half):
                 xb, yb = xs[start:start + half], ys[start:start + half]
                 # Antithetic draws: each noise and its negative, whose errors nearly cancel at
                 # low noise levels (the estimate's noise there falls from 0.03 to under 0.002).
                 noise = torch.randn(xb.shape, generator=gen, device=x.device)
-                xb, yb, noise = torch.cat([xb, xb]), torch.cat([yb, yb]), torch.cat([noise, -noise])
-                t = torch.full((len(xb),), grid[i], dtype=torch.long, device=x.device)
-                x_t, target = self.q_sample(xb, t, noise), self._target(xb, t, noise)
-                if null is None:
-                    sums[1].index_add_(0, yb, (net(x_t, t, None) - target).double())
-                    continue
-                sums[0].index_add_(0, yb, (net(x_t, t, yb) - target).double())
-                sums[1].index_add_(0, yb, (net(x_t, t, torch.full_like(yb, null))
-                                           - target).double())
-            means = sums / n_rows
+                x2, y2, n2 = torch.cat([xb, xb]), torch.cat([yb, yb]), torch.cat([noise, -noise])
+                t = torch.full((len(x2),), grid[i], dtype=torch.long, device=x.device)
+                x_t, target = self.q_sample(x2, t, n2), self._target(x2, t, n2)
+                labels = [(1, None)] if null is None else [(0, y2), (1, torch.full_like(y2, null))]
+                for row, lab in labels:
+                    err = (net(x_t, t, lab) - target).double()
+                    pair = 0.5 * (err[:len(xb)] + err[len(xb):])
+                    sums[row, 0].index_add_(0, yb, pair)
+                    sums[row, 1].index_add_(0, yb, pair ** 2)
+            means = sums[:, 0] / n_pairs
+            var_mean = (sums[:, 1] / n_pairs - means ** 2).clamp(min=0) / (n_pairs - 1).clamp(min=1)
+            if shrink:
+                means = _shrunk(means, var_mean)
             table[i, -1] = (share * means[1]).sum(0)
             table[i, :n_classes] = means[0] if null is not None else table[i, -1]
         self._set_calibration(table, torch.tensor(grid))
