@@ -18,11 +18,11 @@ import time
 import numpy as np
 import torch
 
-from gemdiff.checkpoint import TrainedModel, load_checkpoint
 from gemdiff.data.preprocess import Preprocessor
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
-from gemdiff.models.gaussian import GaussianDiffusion
-from gemdiff.perturb import perturb
+from gemdiff.models.diffusion import GaussianDiffusion
+from gemdiff.models.generators import BridgeOptions, DiffusionGenerator
+from gemdiff.training.checkpoint import TrainedModel, load_checkpoint
 
 
 def untrained(tokenization: str) -> TrainedModel:
@@ -30,8 +30,8 @@ def untrained(tokenization: str) -> TrainedModel:
     net = TransformerDenoiser(DenoiserConfig(16, 2, d_model=128, depth=4,
                                              tokenization=tokenization)).eval()
     pre = Preprocessor().fit(np.random.default_rng(0).uniform(0, 10, (100, 16)))
-    return TrainedModel(net, GaussianDiffusion(), pre, [f"g{i}" for i in range(16)],
-                        ["normal", "tumor"])
+    return TrainedModel(DiffusionGenerator(net, GaussianDiffusion()), pre,
+                        [f"g{i}" for i in range(16)], ["normal", "tumor"])
 
 
 def main() -> None:
@@ -60,10 +60,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16,
                                     enabled=dtype == torch.bfloat16):
-                    perturb(model, x, 1, 0, steps=args.steps, t_end=args.t_end, cycle=False)
+                    model.generator.bridge(x, 1, 0, BridgeOptions(args.steps, args.t_end,
+                                                                  cycle=False))
                 times.append(time.perf_counter() - t0)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-                res = perturb(model, x[:200], 1, 0, steps=args.steps, t_end=args.t_end)
+                res = model.generator.bridge(x[:200], 1, 0,
+                                             BridgeOptions(args.steps, args.t_end))
             err = float(np.abs(res.x_cycle - res.x_source).mean())
             print(f"{name:14s} {str(dtype)[6:]:8s} median {statistics.median(times):6.2f} s, "
                   f"best {min(times):6.2f} s ({2 * args.steps / min(times):.0f} network "

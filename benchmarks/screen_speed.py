@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from gemdiff.cluster_potential import UmapParams, score_subset
+from gemdiff.evaluation.embedding import UmapParams
+from gemdiff.tools.cluster_potential import score_subset
 from gemdiff.data.genesets import split_gene_sets
 from gemdiff.data.synthetic import simulate_gem
 
@@ -51,9 +52,9 @@ def write_gmt(library: dict[str, list[str]], path: Path) -> None:
 
 def agreement(args) -> None:
     if args.data == "kidney":
-        from gemdiff.cli import compose_config
+        from gemdiff.common.config import compose_config
         from gemdiff.data.io import read_gmt
-        from gemdiff.screen import load_screen_data
+        from gemdiff.tools.screening import load_screen_data
 
         cfg = compose_config(["data=kidney"], "/tmp", "screen")
         data = load_screen_data(cfg.data)

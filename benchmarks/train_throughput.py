@@ -21,10 +21,10 @@ import time
 import lightning as L
 import torch
 
-from gemdiff.cli import compose_config
+from gemdiff.common.config import compose_config
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
-from gemdiff.models.gaussian import GaussianDiffusion
-from gemdiff.train import train
+from gemdiff.models.diffusion import GaussianDiffusion
+from gemdiff.runtime.commands import train_run as train
 
 SIZES = {"breast_16 (width 128, depth 4)": (128, 4), "default (width 64, depth 2)": (64, 2)}
 

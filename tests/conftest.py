@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings
 from omegaconf import DictConfig, open_dict
 
-from gemdiff.cli import compose_config
+from gemdiff.common.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -52,7 +52,7 @@ TINY = ["debug=fast", "trainer.accelerator=cpu"]
 @pytest.fixture(scope="session")
 def trained_synthetic(tmp_path_factory):
     """A small model trained briefly on the built-in synthetic data (shared by several tests)."""
-    from gemdiff.train import train
+    from gemdiff.train import run as train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = make_config(TINY + ["trainer.max_steps=400", "trainer.val_check_interval=200",

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from gemdiff.data.dataset import prepare_data
+from gemdiff.data.dataset import DataOptions, prepare_data
 from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import read_gemdiff, read_gmt, read_rnaseqdb
-from gemdiff.errors import GemdiffError, InputError
+from gemdiff.common.errors import GemdiffError, InputError
 
 GOOD = "\tA\tB\tC\ns1\t1\t2\t3\ns2\t2\t3\t4\ns3\t3\t4\t5\ns4\t4\t5\t6\n"
 LABELS = "s1\tnormal\ns2\tnormal\ns3\ttumor\ns4\ttumor\n"
@@ -82,7 +82,7 @@ def test_one_class_only(tmp_path):
 
 def test_unknown_requested_class(tmp_path):
     with pytest.raises(InputError, match="has no class 'metastatic'"):
-        prepare_data(_gem(tmp_path), classes=["normal", "metastatic"])
+        prepare_data(_gem(tmp_path), options=DataOptions(classes=("normal", "metastatic")))
 
 
 def test_gene_set_without_overlap(tmp_path):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gemdiff import perturb, sample
-from gemdiff.cli import compose_config
+from gemdiff.common.config import compose_config
 from gemdiff.data.io import read_gemdiff
-from gemdiff.errors import InputError
+from gemdiff.common.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def test_perturb_moves_source_to_target_and_flags_drivers(ckpt, tmp_path):
     cfg = compose_config([f"ckpt_path={ckpt}", "source=normal", "target=tumor",
                           "ddim_steps=50", "umap=true", "core_k=1.0"], tmp_path, "perturb")
     metrics = perturb.run(cfg)
-    for name in ("perturbed.tsv", "gene_scores.tsv", "core_genes.txt", "metrics.json",
-                 "umap.png", "trajectory.png"):
+    for name in ("perturbed.tsv", "perturbed.h5ad", "gene_scores.tsv", "core_genes.txt",
+                 "metrics.json", "umap.png", "trajectory.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     model_meta = torch.load(ckpt, weights_only=True)["gemdiff"]
     moved = pd.read_csv(tmp_path / "perturbed.tsv", sep="\t", index_col=0)
@@ -70,12 +70,13 @@ def test_missing_checkpoint(tmp_path):
         sample.run(cfg)
 
 
-def test_checkpoint_from_another_gene_list(ckpt, tmp_path):
+def test_checkpoint_that_disagrees_with_itself_is_refused(ckpt, tmp_path):
     raw = torch.load(ckpt, weights_only=True)
-    raw["gemdiff"]["genes"][0] = "NOT_A_GENE"
+    raw["gemdiff"]["genes"] = raw["gemdiff"]["genes"][1:]  # metadata edited: one gene less
     other = tmp_path / "other.ckpt"
     torch.save(raw, other)
     cfg = compose_config([f"ckpt_path={other}", "umap=false"], tmp_path / "o", "perturb")
-    with pytest.raises(InputError, match="another gene list"):
+    with pytest.raises(InputError, match="inconsistent checkpoint: its network has 16 genes, "
+                                         "its metadata 15"):
         perturb.run(cfg)
     assert not (tmp_path / "o").exists()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gemdiff.cli import config_dir
-from gemdiff.train import train
+from gemdiff.common.config import config_dir
+from gemdiff.train import run as train
 from tests.conftest import TINY, make_config
 
 EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gemdiff import core
-from gemdiff.cli import compose_config
+from gemdiff import core as core_app
+from gemdiff.tools import core_genes as core
+from gemdiff.common.config import compose_config
 from gemdiff.data.synthetic import simulate_gem
-from gemdiff.errors import GemdiffError, InputError
+from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.screen import run as run_screen
 
 SUBSETS = pd.DataFrame({"subset": ["A_0", "A_1", "B_0"], "set": ["A", "A", "B"],
@@ -104,7 +105,7 @@ def test_screen_then_core_finds_planted_drivers(tmp_path):
     # of all 32 scores) sits at the top drivers' own level; 1 SD sits in the gap between them.
     cfg = compose_config([f"screen={screen_dir}", "select=top", "top=2", "core_sd=1",
                           f"job_overrides=[{','.join(repr(j) for j in jobs)}]"], out, "core")
-    summary = core.run(cfg)
+    summary = core_app.run(cfg)
     genes = pd.read_csv(out / "core_genes.tsv", sep="\t")
     drivers = set(simulate_gem(n_samples=200, n_genes=300, n_modules=6, n_drivers=24,
                                drivers_in_module=True).drivers)
@@ -119,7 +120,7 @@ def test_screen_then_core_finds_planted_drivers(tmp_path):
     for name in ("subset_scores.tsv", "summary.json", "correlation.png", "scores.png"):
         assert (out / name).is_file()
     # Run again in the same folder for the aggregation only: every job is found finished.
-    again = core.run(compose_config([f"screen={screen_dir}", f"sweep_dir={out / 'jobs'}",
+    again = core_app.run(compose_config([f"screen={screen_dir}", f"sweep_dir={out / 'jobs'}",
                                      "overwrite=true", "core_sd=1"], out, "core"))
     assert again["n_core"] == summary["n_core"]
 

@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 import torch
 
-from gemdiff.checkpoint import load_checkpoint
+from gemdiff.training.checkpoint import load_checkpoint
 
 COMMON = ["trainer.accelerator=cpu", "trainer.max_steps=40", "trainer.val_check_interval=20",
           "callbacks.checkpoint.every_n_train_steps=20", "logger=none",
@@ -40,7 +40,7 @@ def test_two_cpu_ranks_train_a_checkpoint_like_the_single_process_one(tmp_path):
     single = load_checkpoint(tmp_path / "single/checkpoints/last.ckpt")
     assert ddp.genes == single.genes and ddp.classes == single.classes
     assert ddp.meta["train_ids"] == single.meta["train_ids"]
-    a, b = ddp.denoiser.state_dict(), single.denoiser.state_dict()
+    a, b = ddp.generator.denoiser.state_dict(), single.generator.denoiser.state_dict()
     assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
     assert all(torch.isfinite(v).all() for v in a.values())
     assert sorted(p.name for p in (tmp_path / "ddp/checkpoints").iterdir()) == ["last.ckpt"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gemdiff.errors import GemdiffError
+from gemdiff.common.errors import GemdiffError
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from gemdiff.data import download as dl
-from gemdiff.errors import GemdiffError
+from gemdiff.common.errors import GemdiffError
 
 
 def test_present_files_are_verified_and_kept(tmp_path, data_dir):

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from gemdiff.models.ema import EMA, ema_decay
+from gemdiff.training.ema import EMA, ema_decay
 
 
 class _Tiny(L.LightningModule):

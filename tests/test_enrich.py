@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemdiff.enrich import enrich, over_representation, read_background, read_gene_list, toppgene
-from gemdiff.errors import GemdiffError
+from gemdiff.tools.enrichment import (
+    enrich, over_representation, read_background, read_gene_list, toppgene,
+)
+from gemdiff.common.errors import GemdiffError
 from tests.conftest import make_config
 
 BACKGROUND = [f"G{i:02d}" for i in range(20)]
@@ -110,24 +112,23 @@ MITAB = ("#ID(s) interactor A\tID(s) interactor B\tAlt. ID(s) interactor A\tAlt.
 
 
 def test_interaction_exports_and_the_core_network(tmp_path):
-    from gemdiff.enrich import _lines
-    from gemdiff.ppi import core_network, read_edges
+    from gemdiff.tools.ppi import core_network, read_edges
 
     genes = ["TP53", "MDM2", "CDK1", "CCNB1", "LONELY"]
     for name, text in (("string.tsv", STRING_EXPORT), ("intact.txt", MITAB),
                        ("plain.tsv", "TP53\tMDM2\nCDK1\tCCNB1\nTP53\tTP53\n")):
         path = tmp_path / name
         path.write_text(text)
-        edges = read_edges(path, _lines(path))
+        edges = read_edges(path)
         pairs = set(zip(edges.a, edges.b, strict=True))
         assert {("MDM2", "TP53"), ("CCNB1", "CDK1")} <= pairs, name
         assert not (edges.a == edges.b).any() and not edges.duplicated(["a", "b"]).any()
     path = tmp_path / "string.tsv"
-    edges, degrees = core_network(read_edges(path, _lines(path)), genes, min_score=0.4)
+    edges, degrees = core_network(read_edges(path), genes, min_score=0.4)
     assert len(edges) == 3  # the OTHER edge is outside the list
     assert degrees.set_index("gene").degree.to_dict() == {
         "TP53": 2, "CDK1": 2, "MDM2": 1, "CCNB1": 1, "LONELY": 0}
-    strong, _ = core_network(read_edges(path, _lines(path)), genes, min_score=0.5)
+    strong, _ = core_network(read_edges(path), genes, min_score=0.5)
     assert len(strong) == 2
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from gemdiff import evaluate, perturb, sample
-from gemdiff.checkpoint import load_checkpoint
-from gemdiff.cli import compose_config
-from gemdiff.errors import GemdiffError, InputError
-from gemdiff.outputs import write_labels, write_matrix
+from gemdiff.training.checkpoint import load_checkpoint
+from gemdiff.common.config import compose_config
+from gemdiff.common.errors import GemdiffError, InputError
+from gemdiff.common.files import write_labels, write_matrix
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gemdiff.data.genesets import GeneSelection, split_gene_sets
-from gemdiff.errors import InputError
+from gemdiff.common.errors import InputError
 
 GENES = [f"G{i}" for i in range(100)]
 SETS = {"S1": GENES[:40], "S2": GENES[30:75] + ["ABSENT"], "S3": GENES[90:95]}

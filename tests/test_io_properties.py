@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gemdiff.data.io import NA_VALUES, read_gmt, read_labels, read_matrix
-from gemdiff.errors import InputError
+from gemdiff.common.errors import InputError
 
 # Example counts come from the profile (tests/conftest.py): 60 by default, 2000 with
 # ``pytest --hypothesis-profile=deep``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gemdiff import metrics as M
+from gemdiff.evaluation import metrics as M
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(0, 0.3, (300, 8))
@@ -95,7 +95,7 @@ def test_silhouette_separates_clusters():
 
 
 def test_perturbation_metrics_on_constructed_samples():
-    from gemdiff.metrics import fit_svm, perturbation_metrics
+    from gemdiff.evaluation.metrics import fit_svm, perturbation_metrics
 
     rng = np.random.default_rng(0)
     src = rng.normal(-1.0, 0.3, (120, 4))

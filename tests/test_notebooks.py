@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,9 @@ def test_synthetic_walkthrough_runs(tmp_path, monkeypatch):
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert "planted drivers recovered:" in printed
-    assert (tmp_path / "outputs/notebook_synthetic/checkpoints/last.ckpt").is_file()
+    found = re.search(r"planted drivers recovered: (\d+) of (\d+)", printed)
+    assert found and int(found[1]) >= int(found[2]) // 2, printed
+    assert (tmp_path / "walkthrough_model/model.ckpt").is_file()
 
 
 @pytest.mark.slow
@@ -41,4 +43,6 @@ def test_breast_notebook_runs(tmp_path, monkeypatch, data_dir):
                        as_version=4)
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert (tmp_path / "outputs/notebook_breast/perturb/gene_scores.tsv").is_file()
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "frac_to_target" in printed
+    assert (tmp_path / "breast_model/model.ckpt").is_file()

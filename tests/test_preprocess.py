@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gemdiff.data.dataset import prepare_data
+from gemdiff.data.dataset import DataOptions, prepare_data
 from gemdiff.data.io import GEM
 from gemdiff.data.preprocess import Preprocessor, to_log2p1
-from gemdiff.errors import GemdiffError, InputError
+from gemdiff.common.errors import GemdiffError, InputError
 
 
 def test_log2_input_becomes_log2p1_and_missing_is_zero():
@@ -77,19 +77,19 @@ def _gem(n_a=60, n_b=140, g=5, seed=0):
 
 def test_split_is_stratified_seeded_and_fit_on_train():
     gem = _gem()
-    d = prepare_data(gem, test_size=0.33, seed=1)
+    d = prepare_data(gem, options=DataOptions(test_size=0.33, seed=1))
     assert len(d.train_ids) + len(d.test_ids) == 200 and not set(d.train_ids) & set(d.test_ids)
     frac_a_test = (d.y_test == 0).mean()
     assert abs(frac_a_test - 0.3) < 0.03
     assert d.x_train.min() == pytest.approx(-1) and d.x_train.max() == pytest.approx(1)
-    again = prepare_data(gem, test_size=0.33, seed=1)
+    again = prepare_data(gem, options=DataOptions(test_size=0.33, seed=1))
     assert again.test_ids == d.test_ids
-    assert prepare_data(gem, seed=2).test_ids != d.test_ids
+    assert prepare_data(gem, options=DataOptions(seed=2)).test_ids != d.test_ids
 
 
 def test_train_fraction_per_class():
-    d_full = prepare_data(_gem(), seed=0)
-    d_half = prepare_data(_gem(), seed=0, train_fraction=0.5)
+    d_full = prepare_data(_gem(), options=DataOptions(seed=0))
+    d_half = prepare_data(_gem(), options=DataOptions(seed=0, train_fraction=0.5))
     for c in (0, 1):
         assert (d_half.y_train == c).sum() == round(0.5 * (d_full.y_train == c).sum())
     assert d_half.test_ids == d_full.test_ids  # the test split does not change
@@ -98,9 +98,9 @@ def test_train_fraction_per_class():
 def test_drop_policy_removes_genes_with_missing():
     gem = _gem()
     gem.values[0, 2] = np.nan
-    d = prepare_data(gem, nan_policy="drop")
+    d = prepare_data(gem, options=DataOptions(nan_policy="drop"))
     assert d.genes == ["g0", "g1", "g3", "g4"]
-    assert prepare_data(gem, nan_policy="replace").n_genes == 5
+    assert prepare_data(gem, options=DataOptions(nan_policy="replace")).n_genes == 5
 
 
 def test_snap_unexpressed_uses_training_floor():

@@ -14,10 +14,10 @@ import pytest
 import torch
 import lightning as L
 
-from gemdiff.callbacks import AtomicCheckpointIO
-from gemdiff.checkpoint import load_checkpoint
-from gemdiff.errors import OutputExistsError, TrainingDiverged
-from gemdiff.train import train
+from gemdiff.training.callbacks import AtomicCheckpointIO
+from gemdiff.training.checkpoint import load_checkpoint
+from gemdiff.common.errors import OutputExistsError, TrainingDiverged
+from gemdiff.train import run as train
 from tests.conftest import TINY, make_config
 
 # A model small enough that a few hundred steps take seconds; checkpoints every 20 steps.
@@ -132,7 +132,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert str(last) in msg
     assert _step(last) == 20
     model = load_checkpoint(last)
-    assert all(torch.isfinite(p).all() for p in model.denoiser.parameters())
+    assert all(torch.isfinite(p).all() for p in model.generator.denoiser.parameters())
 
 
 def test_training_is_deterministic(tmp_path):
@@ -143,25 +143,26 @@ def test_training_is_deterministic(tmp_path):
 
 
 def test_sampling_and_perturbation_are_deterministic(trained_synthetic):
-    from gemdiff.perturb import gene_scores, perturb
-    from gemdiff.sample import generate
+    from gemdiff.models.generators import SampleOptions
+    from gemdiff.tools.gene_scores import gene_scores
+    from gemdiff.tools.perturbation import BridgeMap
 
     _, summary = trained_synthetic
     model = load_checkpoint(summary["checkpoint"])
-    labels = np.repeat([0, 1], 5)
+    gen, labels = model.generator, np.repeat([0, 1], 5)
     for sampler in ("ddpm", "ddim"):
-        a, b = (generate(model, labels, sampler, ddim_steps=20, seed=3) for _ in range(2))
+        a, b = (gen.sample(labels, 3, SampleOptions(sampler, ddim_steps=20)) for _ in range(2))
         assert np.array_equal(a, b), sampler
-    assert not np.array_equal(a, generate(model, labels, "ddim", ddim_steps=20, seed=4))
+    assert not np.array_equal(a, gen.sample(labels, 4, SampleOptions("ddim", ddim_steps=20)))
     x = model.data().x_test[:20]
-    p, q = (perturb(model, x, 1, 0, steps=20) for _ in range(2))
+    p, q = (BridgeMap(ddim_steps=20).apply(model, x, 1, 0) for _ in range(2))
     assert np.array_equal(p.x_moved, q.x_moved)
-    assert gene_scores(model, p.x_source, p.x_moved, 1.0).equals(
-        gene_scores(model, q.x_source, q.x_moved, 1.0))
+    scores = [gene_scores(model.preprocessor, model.genes, r.x_source, r.x_moved) for r in (p, q)]
+    assert scores[0].equals(scores[1])
 
 
 def test_an_existing_results_folder_is_not_overwritten(trained_synthetic, tmp_path):
-    from gemdiff.outputs import check_fresh
+    from gemdiff.runtime.outputs import check_fresh
     from gemdiff.perturb import run as perturb_run
     from gemdiff.sample import run as sample_run
 
@@ -201,7 +202,7 @@ def test_checkpoint_writer_keeps_the_old_file_when_a_save_fails(tmp_path, monkey
 
 
 def test_resume_from_another_gene_list_is_refused(trained_synthetic, tmp_path):
-    from gemdiff.errors import InputError
+    from gemdiff.common.errors import InputError
 
     _, summary = trained_synthetic
     cfg = make_config(SMALL + ["trainer.max_steps=5", f"ckpt_path={summary['checkpoint']}"],
@@ -212,9 +213,9 @@ def test_resume_from_another_gene_list_is_refused(trained_synthetic, tmp_path):
 
 
 def test_constant_gene_is_named(tmp_path):
-    from gemdiff.data.dataset import prepare_data
+    from gemdiff.data.dataset import DataOptions, prepare_data
     from gemdiff.data.io import GEM
-    from gemdiff.errors import InputError
+    from gemdiff.common.errors import InputError
 
     rng = np.random.default_rng(0)
     values = rng.normal(5, 1, (20, 4))
@@ -223,4 +224,4 @@ def test_constant_gene_is_named(tmp_path):
               np.array(["n"] * 10 + ["t"] * 10), source="m.tsv")
     with pytest.raises(InputError, match="'FLAT'"):
         prepare_data(gem)
-    assert prepare_data(gem, constant_genes="drop").genes == ["A", "B", "D"]
+    assert prepare_data(gem, options=DataOptions(constant_genes="drop")).genes == ["A", "B", "D"]

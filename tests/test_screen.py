@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gemdiff import cluster_potential as cp
-from gemdiff.cli import compose_config
-from gemdiff.errors import ScreenInterrupted
+from gemdiff.evaluation import embedding
+from gemdiff.evaluation.embedding import UmapParams
+from gemdiff.tools import cluster_potential as cp
+from gemdiff.common.config import compose_config
+from gemdiff.common.errors import ScreenInterrupted
 from gemdiff.screen import run
 
 SMALL = [
@@ -58,7 +60,7 @@ def test_silhouette_separates_shifted_classes():
     y = np.repeat([0, 1], 60)
     apart = rng.normal(size=(120, 16)) + 4.0 * y[:, None]
     mixed = rng.normal(size=(120, 16))
-    settings = cp.UmapParams(n_epochs=30)
+    settings = UmapParams(n_epochs=30)
     s_apart = cp.score_subset(apart.astype(np.float32), y, None, settings)
     s_mixed = cp.score_subset(mixed.astype(np.float32), y, None, settings)
     assert s_apart["silhouette"] > 0.5 > abs(s_mixed["silhouette"])
@@ -70,7 +72,7 @@ def test_cache_skips_done_sets_and_ignores_a_cut_line(tmp_path, monkeypatch):
     x = rng.normal(size=(40, 30)).astype(np.float32)
     y = np.repeat([0, 1], 20)
     cols = [list(range(i, i + 4)) for i in range(0, 24, 4)]
-    settings = cp.ScoreSettings(cp.UmapParams(), score="gene")
+    settings = cp.ScoreSettings(UmapParams(), score="gene")
     cache = cp.ScoreCache(tmp_path / "cache.jsonl")
     first = cp.score_many(x, y, cols[:3], settings, cache)
     with open(tmp_path / "cache.jsonl", "a") as f:
@@ -89,7 +91,7 @@ def test_parallel_scores_equal_serial(tmp_path):
     y = np.repeat([0, 1], 25)
     x[y == 1, :5] += 1.0
     cols = [rng.choice(40, 5, replace=False) for _ in range(12)]
-    settings = cp.ScoreSettings(cp.UmapParams(), score="gene")
+    settings = cp.ScoreSettings(UmapParams(), score="gene")
     serial = cp.score_many(x, y, cols, settings, cp.ScoreCache(tmp_path / "a.jsonl"))
     par = cp.score_many(x, y, cols, settings, cp.ScoreCache(tmp_path / "b.jsonl"), n_jobs=2,
                         chunk_size=2)
@@ -148,10 +150,8 @@ def test_screen_is_deterministic_and_resumes_from_its_cache(screened, tmp_path, 
 
 
 def test_gene_space_screen_needs_no_umap(tmp_path, monkeypatch):
-    monkeypatch.setattr(cp, "umap_2d", lambda *a, **k: pytest.fail("UMAP was run"))
-    import gemdiff.screen as screen
-
-    monkeypatch.setattr(screen, "umap_2d", cp.umap_2d)
+    for module in (cp, embedding):
+        monkeypatch.setattr(module, "umap_2d", lambda *a, **k: pytest.fail("UMAP was run"))
     summary = run(small_screen(tmp_path, "score=gene"))
     assert (tmp_path / "umaps.png").is_file()
     assert summary["n_high"] >= 1

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from gemdiff.sweep import SUMMARY, _flat, job_rows
+from gemdiff.runtime.sweep import SUMMARY, _flat, job_rows
 
 SWEEP = ["debug=fast", "trainer.accelerator=cpu", "trainer.max_steps=30",
          "callbacks.checkpoint.every_n_train_steps=10", "logger=none", "data.n_genes=8,16"]
@@ -54,7 +54,7 @@ def test_slurm_launcher_config_follows_the_trainer():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from gemdiff.cli import config_dir
+    from gemdiff.common.config import config_dir
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -73,7 +73,7 @@ def test_perturbation_logs_metrics_figures_and_gene_table(trained_synthetic, tmp
 def test_tensorboard_and_csv_loggers_are_one_override_away(tmp_path):
     from importlib.util import find_spec
 
-    from gemdiff.train import train
+    from gemdiff.train import run as train
 
     tensorboard = any(find_spec(m) for m in ("tensorboard", "tensorboardX"))
     for logger, pattern in (("csv", "csv/metrics.csv"), ("tensorboard", "tensorboard/events.*")):

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from gemdiff.checkpoint import load_checkpoint
-from gemdiff.data.dataset import prepare_data
+from gemdiff.common.errors import GemdiffError
+from gemdiff.data.dataset import DataOptions, prepare_data
 from gemdiff.data.synthetic import simulate_gem
-from gemdiff.errors import GemdiffError
-from gemdiff.models.gaussian import GaussianDiffusion
-from gemdiff.models.module import GEMDiffModule, lr_factor
+from gemdiff.models.diffusion import GaussianDiffusion
+from gemdiff.models.generators import SampleOptions
+from gemdiff.train import run as train
+from gemdiff.training.checkpoint import load_checkpoint
+from gemdiff.training.module import GEMDiffModule, lr_factor
 from tests.conftest import TINY, make_config
 
 
@@ -46,35 +48,36 @@ def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic)
     assert len(meta["train_ids"]) + len(meta["test_ids"]) == 400
     ema = load_checkpoint(path)
     raw_model = load_checkpoint(path, ema=False)
-    p_ema = next(iter(ema.denoiser.parameters()))
-    p_raw = next(iter(raw_model.denoiser.parameters()))
+    p_ema = next(iter(ema.generator.denoiser.parameters()))
+    p_raw = next(iter(raw_model.generator.denoiser.parameters()))
     assert not torch.equal(p_ema, p_raw)
 
 
 def test_training_ends_with_a_calibrated_checkpoint(trained_synthetic):
     """The sampler's eps is the network's output less its mean error on the training data."""
     out, _ = trained_synthetic
-    model = load_checkpoint(out / "checkpoints" / "last.ckpt")
-    table = model.diffusion.calibration
+    gen = load_checkpoint(out / "checkpoints" / "last.ckpt").generator
+    table = gen.diffusion.calibration
     assert table.shape == (11, 3, 16)  # debug=fast: 11 levels; 2 classes and "no class"
     assert table.abs().max() > 0 and bool(torch.isfinite(table).all())
     x, t = torch.randn(4, 16), torch.tensor([0, 300, 650, 999])
     y = torch.tensor([0, 1, 1, 0])
     with torch.inference_mode():
-        raw = model.denoiser(x, t, y)
-        torch.testing.assert_close(model.eps_fn()(x, t, y),
-                                   raw - model.diffusion.output_offset(t, y))
-        guided = model.eps_fn(2.0)(x, t, y)
-        uncond = model.denoiser(x, t, torch.full_like(y, 2)) - model.diffusion.output_offset(
+        raw = gen.denoiser(x, t, y)
+        torch.testing.assert_close(gen.eps_fn()(x, t, y), raw - gen.diffusion.output_offset(t, y))
+        guided = gen.eps_fn(2.0)(x, t, y)
+        uncond = gen.denoiser(x, t, torch.full_like(y, 2)) - gen.diffusion.output_offset(
             t, torch.full_like(y, 2))
-        torch.testing.assert_close(guided, uncond + 2.0 * (model.eps_fn()(x, t, y) - uncond))
+        torch.testing.assert_close(guided, uncond + 2.0 * (gen.eps_fn()(x, t, y) - uncond))
 
 
 def _test_split(model):
     cfg = model.config["data"]
     gem = simulate_gem(**{k: v for k, v in cfg["source"].items() if k != "format"})
-    data = prepare_data(gem.gem, seed=cfg["seed"])
+    data = prepare_data(gem.gem, options=DataOptions(seed=cfg["seed"]))
     assert data.genes == model.genes and data.test_ids == model.meta["test_ids"]
+    stored = model.data()  # the checkpoint carries the same scaled values
+    np.testing.assert_array_equal(stored.x_test, data.x_test)
     return data, gem
 
 
@@ -83,9 +86,10 @@ def test_ddim_encode_decode_reconstructs(trained_synthetic):
     model = load_checkpoint(out / "checkpoints" / "last.ckpt")
     data, _ = _test_split(model)
     x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    d, net = model.generator.diffusion, model.generator.denoiser
     with torch.inference_mode():
-        z = model.diffusion.ddim_encode(model.denoiser, x, y, steps=50, t_end=990).x
-        back = model.diffusion.ddim_decode(model.denoiser, z, y, steps=50, t_end=990).x
+        z = d.ddim_encode(net, x, y, steps=50, t_end=990).x
+        back = d.ddim_decode(net, z, y, steps=50, t_end=990).x
     err = (back - x).abs().mean().item()
     assert err < 0.05, err
     assert (z - x).abs().mean().item() > 0.3  # the latent is not the input
@@ -97,10 +101,10 @@ def test_perturbation_moves_the_planted_drivers(trained_synthetic):
     data, truth = _test_split(model)
     x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
     src = y == 0
+    d, net = model.generator.diffusion, model.generator.denoiser
     with torch.inference_mode():
-        z = model.diffusion.ddim_encode(model.denoiser, x[src], y[src], steps=50, t_end=990).x
-        moved = model.diffusion.ddim_decode(model.denoiser, z, torch.ones_like(y[src]),
-                                            steps=50, t_end=990).x
+        z = d.ddim_encode(net, x[src], y[src], steps=50, t_end=990).x
+        moved = d.ddim_decode(net, z, torch.ones_like(y[src]), steps=50, t_end=990).x
     score = (moved - x[src]).abs().mean(0)
     top = {model.genes[i] for i in score.argsort(descending=True)[: len(truth.drivers)].tolist()}
     assert len(top & set(truth.drivers)) >= len(truth.drivers) - 1
@@ -108,21 +112,17 @@ def test_perturbation_moves_the_planted_drivers(trained_synthetic):
 
 def test_summary_names_the_checkpoint_really_written(tmp_path):
     """A second run into the same folder must not report the first run's checkpoint."""
-    from gemdiff.train import train  # a local name in test_loss_falls
-
     first = train(make_config([*TINY, "trainer.max_steps=4"], tmp_path))
     second = train(make_config([*TINY, "trainer.max_steps=6", "overwrite=true"], tmp_path))
     assert first["checkpoint"] != second["checkpoint"]
     assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 6
     third = train(make_config([*TINY, "trainer.max_steps=4", "calibrate.rows=0"],
                               tmp_path / "uncalibrated"))
-    assert load_checkpoint(third["checkpoint"]).diffusion.calibration is None
+    assert load_checkpoint(third["checkpoint"]).generator.diffusion.calibration is None
 
 
 def test_compiled_training_saves_the_plain_modules_weights(tmp_path):
     """model.compile=true trains through torch.compile; the checkpoint is the plain module's."""
-    from gemdiff.train import train  # a local name in test_loss_falls
-
     overrides = [*TINY, "trainer.max_steps=6", "model.denoiser.d_model=16",
                  "model.denoiser.depth=1", "model.denoiser.tokenization=single"]
     eager = train(make_config(overrides, tmp_path / "eager"))
@@ -134,16 +134,10 @@ def test_compiled_training_saves_the_plain_modules_weights(tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-4)
     loaded = load_checkpoint(compiled["checkpoint"])
-    assert loaded.denoiser.config.tokenization == "single"
+    assert loaded.generator.denoiser.config.tokenization == "single"
 
 
 def test_compile_option_wraps_only_the_training_call(monkeypatch):
-    import pytest
-
-    from gemdiff.errors import GemdiffError
-    from gemdiff.models.gaussian import GaussianDiffusion
-    from gemdiff.models.module import GEMDiffModule
-
     def module(compile):
         return GEMDiffModule(4, 2, {"d_model": 8, "depth": 1, "n_heads": 2}, GaussianDiffusion(),
                              compile=compile)
@@ -163,20 +157,16 @@ def test_compile_option_wraps_only_the_training_call(monkeypatch):
 def test_samples_end_inside_the_data_range(trained_synthetic):
     # Sampling does not clip each predicted x_0; the samples still end inside [-1, 1], also
     # from a briefly trained model with a coarse DDIM chain (it can overshoot by far).
-    from gemdiff.sample import generate
-
     out, _ = trained_synthetic
-    model = load_checkpoint(out / "checkpoints" / "last.ckpt")
-    assert model.diffusion.clip_x0 is False
+    gen = load_checkpoint(out / "checkpoints" / "last.ckpt").generator
+    assert gen.diffusion.clip_x0 is False
     labels = np.repeat([0, 1], 80)
     for sampler in ("ddim", "ddpm"):
-        x = generate(model, labels, sampler, ddim_steps=40, seed=0)
+        x = gen.sample(labels, 0, SampleOptions(sampler, ddim_steps=40))
         assert x.shape == (160, 16) and -1.0 <= x.min() and x.max() <= 1.0
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_on_request(tmp_path):
-    from gemdiff.train import train  # a local name in test_loss_falls
-
     assert [lr_factor(s, 4, 14, "none") for s in (0, 3, 13)] == [0.25, 1.0, 1.0]
     cosine = [lr_factor(s, 4, 14, "cosine") for s in range(15)]
     assert cosine[:4] == [0.25, 0.5, 0.75, 1.0]

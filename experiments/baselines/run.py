@@ -4,14 +4,15 @@
 
 For each dataset (the breast example at 16 genes; kidney RNAseqDB at 16, 64 and 256 random
 genes) and seed, trains GEMDiff, a per-class Gaussian (full covariance and Ledoit-Wolf
-shrinkage) and a WGAN-GP through ``gemdiff.train``; draws synthetic samples matched to the
-test split's class counts, post-processes them as ``gemdiff.sample`` does and scores them with
-its metrics, averaged over ``--draws`` draws; then carries the test tumours to normal with
-GEMDiff's bridge, the class mean shift and the exact optimal-transport map, scored as
-``gemdiff.perturb`` does. The "real" rows are the null references: two random halves of real
-test data for augmentation, real test normals for perturbation. Finished (dataset, seed) cells
-are kept in ``results.csv`` and skipped on a re-run; ``results.md`` has mean and SD over seeds,
-and GEMDiff minus each baseline paired by seed (mean, 95% t interval, paired t-test).
+shrinkage) and a WGAN-GP with the Python API (``GEMDiff.fit``, what ``gemdiff.train`` runs);
+draws synthetic samples matched to the test split's class counts (``GEMDiff.sample``, what
+``gemdiff.sample`` runs) and scores them with its metrics (``GEMDiff.score``), averaged over
+``--draws`` draws; then carries the test tumours to normal with GEMDiff's bridge, the class mean
+shift and the exact optimal-transport map (``GEMDiff.perturb``). The "real" rows are the null
+references: two random halves of real test data for augmentation, real test normals for
+perturbation. Finished (dataset, seed) cells are kept in ``results.csv`` and skipped on a re-
+run; ``results.md`` has mean and SD over seeds, and GEMDiff minus each baseline paired by seed
+(mean, 95% t interval, paired t-test).
 """
 
 from __future__ import annotations
@@ -24,24 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
-from gemdiff.checkpoint import calibrate_checkpoint, load_checkpoint
-from gemdiff.cli import compose_config
-from gemdiff.data.preprocess import detection_floors, zero_shares
-from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
-from gemdiff.perturb import apply_map, perturb, split_samples
-from gemdiff.sample import generate
-from gemdiff.train import train
+from gemdiff import GEMDiff
 
 HERE = Path(__file__).resolve().parent
-QUIET = ["logger=none", "callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+# Dataset: (data config, its options, the experiment config of its models).
 DATASETS = {
-    "breast_16": ["experiment=breast_16"],
-    "kidney_16": ["experiment=kidney_16", "data.n_genes=16"],
-    "kidney_64": ["experiment=kidney_16", "data.n_genes=64"],
-    "kidney_256": ["experiment=kidney_16", "data.n_genes=256"],
+    "breast_16": ("breast", {}, "experiment=breast_16"),
+    "kidney_16": ("kidney", {"n_genes": 16}, "experiment=kidney_16"),
+    "kidney_64": ("kidney", {"n_genes": 64}, "experiment=kidney_16"),
+    "kidney_256": ("kidney", {"n_genes": 256}, "experiment=kidney_16"),
 }
 # Training budgets: GEMDiff on breast as in experiments/README.md (quality), on kidney the Table 1
 # network diffusing the data times 3 for 1500 steps (baselines section); WGAN-GP about the wall
@@ -79,62 +74,32 @@ def _overrides(generator: str, dataset: str) -> list[str]:
     return budgets[kind] if kind in budgets else budgets["breast"]
 
 
-def _trained(dataset: str, seed: int, gen: str, out: Path):
-    """Train, or reuse the model a killed run of this driver finished in ``out`` (same
+def trained(dataset: str, seed: int, gen: str, folder: Path) -> tuple[GEMDiff, float]:
+    """Train, or load the model a killed run of this driver saved in ``folder`` (same
     overrides: delete the work folder after changing them)."""
-    done = out / "trained.json"
+    done = folder / "trained.json"
     if done.exists():
-        info = json.loads(done.read_text())
-        model = load_checkpoint(info["checkpoint"])
-        if model.kind == "diffusion" and model.diffusion.calibration is None:
-            # Saved before training ended with a calibration: calibrate it as training does
-            # now (train.yaml's rows and levels, the run's seed).
-            calib = compose_config(DATASETS[dataset], out).calibrate
-            data = model.data()
-            calibrate_checkpoint(info["checkpoint"], data.x_train, data.y_train,
-                                 calib.rows, calib.levels, seed=seed, shrink=calib.shrink)
-            model = load_checkpoint(info["checkpoint"])
-        return model, info["train_seconds"]
-    cfg = compose_config([*DATASETS[dataset], *QUIET, f"seed={seed}", "overwrite=true",
-                          *_overrides(gen, dataset)], out)
+        return GEMDiff.load(folder), json.loads(done.read_text())["train_seconds"]
+    data, options, experiment = DATASETS[dataset]
     t0 = time.perf_counter()
-    ckpt = train(cfg)["checkpoint"]
-    info = {"checkpoint": ckpt, "train_seconds": round(time.perf_counter() - t0, 1)}
-    done.write_text(json.dumps(info))
-    return load_checkpoint(ckpt), info["train_seconds"]
+    model = GEMDiff.from_config(data, **options).fit(
+        overrides=[experiment, *QUIET, *_overrides(gen, dataset)], seed=seed, progress=False)
+    train_s = round(time.perf_counter() - t0, 1)
+    model.save(folder, overwrite=True)
+    done.write_text(json.dumps({"train_seconds": train_s}))
+    return model, train_s
 
 
-def _as_trained_now(model):
-    """A reused model saved before the current defaults is scored as a new one would be: it gets
-    per-gene detection floors and each class's share of unexpressed values from its own
-    training split, as training computes them now, and samples without clipping the predicted
-    x_0 (``diffusion.clip_x0``, a sampling setting only; the weights do not depend on it)."""
-    pre = model.preprocessor
-    if not pre.gene_floor or not pre.zero_share:
-        data = model.data()
-        v = pre.to_log2p1_scale(data.x_train)
-        pre.gene_floor = detection_floors(v).tolist()
-        # Scaled values round-trip with float32 error: unexpressed cells come back near 0.
-        pre.zero_share = zero_shares(np.where(v < 1e-4, 0.0, v), data.y_train).tolist()
-    if model.diffusion is not None:
-        model.diffusion.clip_x0 = False
-    return model
-
-
-def _scored(model, data, labels: np.ndarray, seed: int, draws: int) -> dict:
-    """Augmentation metrics averaged over ``draws`` sample draws (seeds seed, seed + 100, ...),
-    each after the post-processing ``gemdiff.sample`` applies; ``sample_seconds`` is the first
-    draw's."""
+def scored(model: GEMDiff, seed: int, draws: int) -> dict:
+    """Augmentation metrics averaged over ``draws`` draws matched to the test split's class
+    counts (seeds seed, seed + 100, ...); ``sample_seconds`` is the first draw's sampling."""
     runs = []
     for d in range(draws):
         s = seed + 100 * d
         t0 = time.perf_counter()
-        synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=s),
-                                                    labels)
+        synth = model.sample(seed=s, metrics=False, umap=False)
         secs = time.perf_counter() - t0
-        m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, synth,
-                                 labels, seed=s).to_dict()
-        runs.append({"sample_seconds": round(secs, 1), **m})
+        runs.append({"sample_seconds": round(secs, 1), **model.score(synth, seed=s)})
     out = {k: float(np.mean([r[k] for r in runs])) for k, v in runs[0].items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {**out, "sample_seconds": runs[0]["sample_seconds"], "draws": draws}
@@ -142,14 +107,11 @@ def _scored(model, data, labels: np.ndarray, seed: int, draws: int) -> dict:
 
 def run_cell(dataset: str, seed: int, work: Path, draws: int = 1) -> list[dict]:
     rows, bridge_model = [], None
+    base = {"dataset": dataset, "seed": seed, "task": "augment"}
     for gen in GENERATORS:
-        model, train_s = _trained(dataset, seed, gen, work / f"{dataset}_seed{seed}_{gen}")
-        model = _as_trained_now(model)
-        data = model.data()
-        labels = np.sort(data.y_test)
-        m = _scored(model, data, labels, seed, draws)
-        base = {"dataset": dataset, "seed": seed, "task": "augment"}
-        rows.append({**base, "method": gen, "train_seconds": round(train_s, 1), **m})
+        model, train_s = trained(dataset, seed, gen, work / f"{dataset}_seed{seed}_{gen}")
+        m = scored(model, seed, draws)
+        rows.append({**base, "method": gen, "train_seconds": train_s, **m})
         if gen == "gemdiff":
             bridge_model = model
             rows.append({**base, "method": "real (null)", "draws": draws,
@@ -157,22 +119,15 @@ def run_cell(dataset: str, seed: int, work: Path, draws: int = 1) -> list[dict]:
                          "svm_acc_synthetic": m["svm_acc_test"], "tstr_acc": m["svm_acc_test"],
                          "c2st_auc": m["c2st_auc_null"],
                          "corr_slope": m["corr_slope_real"]})
-
-    model, data = bridge_model, bridge_model.data()
-    src, tgt = model.classes.index("tumor"), model.classes.index("normal")
-    x, y, _, x_o, y_o = split_samples(data, "test")
-    x_src, x_t_eval, x_t_ref = x[y == src], x[y == tgt], x_o[y_o == tgt]
-    svm = fit_svm(data.x_train, data.y_train)
     base = {"dataset": dataset, "seed": seed, "task": "perturb"}
     for method in ("bridge", "mean_shift", "ot"):
         t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        res = perturb(model, x_src, src, tgt) if method == "bridge" else \
-            apply_map(method, x_src, data, src, tgt)
-        m = perturbation_metrics(res.x_source, res.x_moved, res.x_cycle, x_t_eval, x_t_ref,
-                                 svm, tgt).to_dict()
-        rows.append({**base, "method": method, "sample_seconds": round(time.perf_counter() - t0,
-                                                                        1), **m})
+        moved = bridge_model.perturb(source="tumor", target="normal", map=method, seed=seed,
+                                     umap=False)
+        m = dict(moved.uns["metrics"])
+        rows.append({**base, "method": method,
+                     "sample_seconds": round(time.perf_counter() - t0, 1),
+                     **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
     rows.append({**base, "method": "real (null)", "frac_to_target": m["frac_to_target_real"],
                  "mmd_to_target_ratio": 1.0})
     return rows

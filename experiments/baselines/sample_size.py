@@ -4,53 +4,61 @@
         [--fractions 0.3] [--seeds 0 1 2] [--gemdiff-steps 20000 6000]
 
 Kidney RNAseqDB classes hold about 40 training samples, the breast example's 125 and 663. This
-keeps a fraction of each breast class's training samples (``data.train_fraction``; the test
-split stays whole), trains GEMDiff with the breast recipe of ``run.py`` and the per-class full
+keeps a fraction of each breast class's training samples (``train_fraction``; the test split
+stays whole), trains GEMDiff with the breast recipe of ``run.py`` and the per-class full
 Gaussian on them, and scores each model over three sample draws with the metrics of
-``gemdiff.evaluate`` (plus the median per-gene SD of a class's samples over its training SD).
-Writes ``sample_size.csv`` (every model and draw-averaged metric) and ``sample_size.md`` (mean ±
-SD over seeds); finished (fraction, seed, generator) rows and trained models are reused.
+``GEMDiff.score`` (``sd_ratio``: the median per-gene SD of a class's samples over its training
+SD). Writes ``sample_size.csv`` (every model and draw-averaged metric) and ``sample_size.md``
+(mean ± SD over seeds); finished (fraction, seed, generator) rows and trained models are reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import run as driver
-from gemdiff.metrics import augmentation_metrics
-from gemdiff.sample import generate
+from gemdiff import GEMDiff
 
+HERE = Path(__file__).resolve().parent
 COLS = ["mmd_ratio", "c2st_auc", "dcr_ratio", "corr_slope", "tstr_acc", "sd_ratio"]
 DRAWS = 3
+GAUSSIAN = ["model=gaussian", "model.covariance=full"]
+GEMDIFF = ["model.denoiser.tokenization=single", "diffusion.scale=3",
+           "trainer.val_check_interval=5000", "callbacks.checkpoint.every_n_train_steps=5000"]
 
 
-def score(model, seed: int) -> tuple[dict, dict]:
+def trained(fraction: float, seed: int, overrides: list[str], folder: Path):
+    """Train on ``fraction`` of each breast class, or load the model saved in ``folder``."""
+    if (folder / "trained.json").exists():
+        return GEMDiff.load(folder), json.loads((folder / "trained.json").read_text())
+    t0 = time.perf_counter()
+    model = GEMDiff.from_config("breast", train_fraction=fraction).fit(
+        overrides=["experiment=breast_16", "callbacks.progress_bar=null", *overrides],
+        seed=seed, progress=False)
+    info = {"train_seconds": round(time.perf_counter() - t0, 1)}
+    model.save(folder, overwrite=True)
+    (folder / "trained.json").write_text(json.dumps(info))
+    return model, info
+
+
+def score(model: GEMDiff, seed: int) -> tuple[dict, dict]:
     """Draw-averaged metrics of one trained model (draw seeds seed, seed + 100, seed + 200),
     and the same for the null reference: two random halves of real test (MMD ratio, C2ST),
     real test itself (correlation slope on real train, TSTR = the real-trained SVM)."""
-    data = model.data()
-    labels = np.sort(data.y_test)
-    rows = []
-    for draw in range(DRAWS):
-        s = seed + 100 * draw
-        x = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=s), labels)
-        m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, x,
-                                 labels, seed=s).to_dict()
-        ratios = [x[labels == c].std(0) / np.maximum(data.x_train[data.y_train == c].std(0),
-                                                     1e-6) for c in np.unique(labels)]
-        m["sd_ratio"] = float(np.median(np.concatenate(ratios)))
-        rows.append(m)
+    rows = [model.sample(seed=seed + 100 * d, umap=False).uns["metrics"] for d in range(DRAWS)]
     out = {k: float(np.mean([r[k] for r in rows])) for k in COLS}
-    null = {"mmd_ratio": np.mean([r["mmd_null"] / r["mmd_baseline"] for r in rows]),
-            "c2st_auc": np.mean([r["c2st_auc_null"] for r in rows]),
+    null = {"mmd_ratio": float(np.mean([r["mmd_null"] / r["mmd_baseline"] for r in rows])),
+            "c2st_auc": float(np.mean([r["c2st_auc_null"] for r in rows])),
             "corr_slope": rows[0]["corr_slope_real"], "tstr_acc": rows[0]["svm_acc_test"]}
-    out["n_train"] = null["n_train"] = "/".join(str(n) for n in np.bincount(data.y_train))
-    return out, {k: float(v) if k != "n_train" else v for k, v in null.items()}
+    counts = model.reference().obs.query("split == 'train'")["label"].value_counts(sort=False)
+    out["n_train"] = null["n_train"] = "/".join(str(n) for n in counts)
+    return out, null
 
 
 def write_table(df: pd.DataFrame, path: Path) -> str:
@@ -80,30 +88,22 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
 
-    generators = ["gaussian_full"]
+    generators = {"gaussian_full": GAUSSIAN}
     for steps in args.gemdiff_steps:
         name = "gemdiff" if steps == 20000 else f"gemdiff_{steps}"
-        driver.GENERATORS[name] = {"breast": [
-            o if not o.startswith("trainer.max_steps") else f"trainer.max_steps={steps}"
-            for o in driver.GENERATORS["gemdiff"]["breast"]]}
-        generators.append(name)
-
-    path = driver.HERE / "sample_size.csv"
+        generators[name] = [*GEMDIFF, f"trainer.max_steps={steps}"]
+    path = HERE / "sample_size.csv"
     df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["fraction", "seed",
                                                                       "method"])
     for frac in args.fractions:
-        driver.DATASETS["breast_16"] = ["experiment=breast_16", f"data.train_fraction={frac}"]
         for seed in args.seeds:
-            for gen in generators:
-                done = (df.fraction == frac) & (df.seed == seed) & (df.method == gen)
-                if done.any():
+            for gen, overrides in generators.items():
+                if ((df.fraction == frac) & (df.seed == seed) & (df.method == gen)).any():
                     continue
-                out = Path(args.work) / f"breast_16_f{frac:g}_seed{seed}_{gen}"
-                out.mkdir(parents=True, exist_ok=True)
-                model, train_s = driver._trained("breast_16", seed, gen, out)
-                metrics, null = score(driver._as_trained_now(model), seed)
-                rows = [{"fraction": frac, "seed": seed, "method": gen,
-                         "train_seconds": train_s, **metrics}]
+                folder = Path(args.work) / f"breast_16_f{frac:g}_seed{seed}_{gen}"
+                model, info = trained(frac, seed, overrides, folder)
+                metrics, null = score(model, seed)
+                rows = [{"fraction": frac, "seed": seed, "method": gen, **info, **metrics}]
                 if gen == "gaussian_full":  # the null once per split
                     rows.append({"fraction": frac, "seed": seed, "method": "real (null)",
                                  **null})

@@ -5,8 +5,9 @@ training fraction.
 
 For each feature size (random genes of the whole transcriptome, seeded) and each training
 fraction (share of each class's training samples kept), trains a model with
-``experiment=kidney_16`` and the overrides given, draws DDPM samples matched to the test split's
-class counts and scores them as ``gemdiff.sample`` does: MMD (gamma = 1/n_genes) against real
+``experiment=kidney_16`` and the overrides given (``GEMDiff.fit``), draws DDPM samples matched
+to the test split's class counts and scores them as ``gemdiff.sample`` does (``GEMDiff.sample``,
+``GEMDiff.score``): MMD (gamma = 1/n_genes) against real
 test with its baseline (real train vs real test, the full training split), accuracy on the
 synthetic samples of an RBF-SVM trained on real train (baseline: its accuracy on real test) and
 train-on-synthetic-test-on-real. Finished cells are kept in ``results.csv`` and skipped on a
@@ -20,43 +21,29 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
-from gemdiff.checkpoint import load_checkpoint
-from gemdiff.cli import compose_config
-from gemdiff.metrics import augmentation_metrics
-from gemdiff.sample import generate
-from gemdiff.train import train
+from gemdiff import GEMDiff
 
 HERE = Path(__file__).resolve().parent
 
 
-def cell(n_genes: int, fraction: float, seed: int, steps: int, extra: list[str],
-         work: Path) -> dict:
-    out = work / f"n{n_genes}_f{fraction}_seed{seed}"
-    cfg = compose_config(["experiment=kidney_16", "logger=none", f"seed={seed}",
-                          f"data.n_genes={n_genes}", f"data.train_fraction={fraction}",
-                          f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+def cell(n_genes: int, fraction: float, seed: int, steps: int, extra: list[str]) -> dict:
+    t0 = time.perf_counter()
+    model = GEMDiff.from_config("kidney", n_genes=n_genes, train_fraction=fraction).fit(
+        steps, overrides=["experiment=kidney_16", f"trainer.val_check_interval={steps}",
                           f"callbacks.checkpoint.every_n_train_steps={steps}",
-                          "callbacks.progress_bar=null", *extra], out)
-    t0 = time.perf_counter()
-    summary = train(cfg)
+                          "callbacks.progress_bar=null", *extra], seed=seed, progress=False)
     train_s = time.perf_counter() - t0
-    model = load_checkpoint(summary["checkpoint"])
-    data = model.data()
-    labels = np.sort(data.y_test)
     t0 = time.perf_counter()
-    synth = model.preprocessor.snap_unexpressed(generate(model, labels, "ddpm", seed=seed),
-                                                labels)
+    synth = model.sample(seed=seed, metrics=False, umap=False)
     sample_s = time.perf_counter() - t0
-    m = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, synth, labels,
-                             seed=seed).to_dict()
+    split = model.reference().obs["split"]
     return {"n_genes": n_genes, "train_fraction": fraction, "seed": seed, "steps": steps,
             "overrides": " ".join(extra),
-            "n_train": len(data.y_train), "n_test": len(data.y_test),
-            "train_seconds": round(train_s, 1), "sample_seconds": round(sample_s, 1), **m}
+            "n_train": int((split == "train").sum()), "n_test": int((split == "test").sum()),
+            "train_seconds": round(train_s, 1), "sample_seconds": round(sample_s, 1),
+            **model.score(synth, seed=seed)}
 
 
 def write_tables(rows: list[dict], overrides: str, note: str) -> None:
@@ -93,10 +80,8 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[
         "model.denoiser.d_model=128", "model.denoiser.depth=4",
         "model.denoiser.tokenization=patch", "model.denoiser.patch_size=16"])
-    parser.add_argument("--work", default="outputs/experiments/table1")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
-    torch.set_num_threads(torch.get_num_threads())
 
     path = HERE / "results.csv"
     rows = pd.read_csv(path).to_dict("records") if path.exists() else []
@@ -107,7 +92,7 @@ def main() -> None:
                        and r["steps"] == args.steps and r.get("overrides") == " ".join(args.extra)
                        for r in rows):
                     continue
-                row = cell(n, f, seed, args.steps, args.extra, Path(args.work))
+                row = cell(n, f, seed, args.steps, args.extra)
                 print({k: row[k] for k in ("n_genes", "train_fraction", "seed", "mmd_ratio",
                                            "svm_acc_test", "svm_acc_synthetic", "tstr_acc",
                                            "train_seconds")}, flush=True)

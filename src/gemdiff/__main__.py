@@ -38,11 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in SUBCOMMANDS:
         print(f"gemdiff: error: unknown subcommand {cmd!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    if cmd == "download":
-        from gemdiff.data.download import main as download
-
-        return download(rest)
     import importlib
+
+    if cmd == "download":  # an argparse app
+        return importlib.import_module("gemdiff.download").main(rest)
 
     app = importlib.import_module(f"gemdiff.{cmd}").main
     sys.argv = [f"gemdiff {cmd}", *rest]  # Hydra parses sys.argv

@@ -18,27 +18,22 @@ import logging
 from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 
-from gemdiff.cli import config_dir, rounded, run_task
-from gemdiff.data.dataset import PreparedData
-from gemdiff.data.io import read_gemdiff, read_matrix
-from gemdiff.errors import GemdiffError, InputError
-from gemdiff.metrics import augmentation_metrics, fit_svm, perturbation_metrics
-from gemdiff.outputs import check_fresh, write_json
-from gemdiff.perturb import plot_perturbation_umap, split_samples
-from gemdiff.sample import plot_real_vs_synthetic
+from gemdiff.common.config import config_dir
+from gemdiff.runtime.cli import rounded, run_task
 
 log = logging.getLogger("gemdiff.evaluate")
 
 
-def real_data(cfg: DictConfig) -> PreparedData:
+def real_data(cfg: DictConfig):
     """The real data to compare with, from ``ckpt_path`` or the ``data`` config."""
+    from gemdiff.common.errors import GemdiffError
+
     if cfg.ckpt_path and cfg.get("data"):
         raise GemdiffError("give ckpt_path or data=..., not both")
     if cfg.ckpt_path:
-        from gemdiff.checkpoint import load_checkpoint
+        from gemdiff.training.checkpoint import load_checkpoint
 
         return load_checkpoint(cfg.ckpt_path).data()
     if cfg.get("data"):
@@ -46,18 +41,26 @@ def real_data(cfg: DictConfig) -> PreparedData:
     raise GemdiffError("no real data: give ckpt_path=... or data=... (e.g. data=breast)")
 
 
-def _scaled(values: np.ndarray, genes: list[str], data: PreparedData, path) -> np.ndarray:
-    """Columns of ``values`` in the real data's gene order, scaled as the real data."""
-    index = {g: i for i, g in enumerate(genes)}
-    missing = [g for g in data.genes if g not in index]
+def _scaled(gem, data):
+    """The real data's genes of a matrix read from a file, scaled as the real data."""
+    from gemdiff.common.errors import InputError
+
+    present = set(gem.genes)
+    missing = [g for g in data.genes if g not in present]
     if missing:
-        raise InputError(path, f"lacks {len(missing)} of the real data's {data.n_genes} genes, "
-                               f"e.g. {missing[0]!r}")
-    return data.preprocessor.transform(values[:, [index[g] for g in data.genes]], str(path))
+        raise InputError(gem.source, f"lacks {len(missing)} of the real data's {data.n_genes} "
+                                     f"genes, e.g. {missing[0]!r}")
+    return data.preprocessor.transform(gem.take_genes(data.genes).values, gem.source)
 
 
-def evaluate_synthetic(cfg: DictConfig, data: PreparedData, out: Path):
-    """Augmentation metrics of the synthetic file, and a function drawing its UMAP."""
+def evaluate_synthetic(cfg: DictConfig, data):
+    """The synthetic file scored as ``gemdiff.sample`` scores its samples (an AnnData result)."""
+    import numpy as np
+
+    from gemdiff.common.errors import GemdiffError, InputError
+    from gemdiff.data.io import read_gemdiff
+    from gemdiff.tools.results import synthetic_result
+
     if not cfg.synthetic_labels:
         raise GemdiffError("synthetic=... needs synthetic_labels=... (sample<TAB>class)")
     gem = read_gemdiff(cfg.synthetic, cfg.synthetic_labels)
@@ -65,29 +68,44 @@ def evaluate_synthetic(cfg: DictConfig, data: PreparedData, out: Path):
     if unknown:
         raise InputError(cfg.synthetic_labels, f"has class {unknown[0]!r}, not a class of the "
                                                f"real data ({', '.join(data.classes)})")
-    x_syn = _scaled(gem.values, gem.genes, data, cfg.synthetic)
     y_syn = np.array([data.classes.index(c) for c in gem.labels], dtype=np.int64)
-    metrics = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test, x_syn,
-                                   y_syn, seed=cfg.seed, with_umap=cfg.umap).to_dict()
-    metrics["n_synthetic"] = len(y_syn)
-    title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"
-    return metrics, lambda: plot_real_vs_synthetic(
-        data.x_test, data.y_test, x_syn, y_syn, data.classes, out / "umap_real_vs_synthetic.png",
-        title, cfg.seed)
+    return synthetic_result(data, _scaled(gem, data), y_syn, cfg.seed, umap=cfg.umap)
 
 
-def evaluate_perturbed(cfg: DictConfig, data: PreparedData, out: Path):
-    """Perturbation metrics of the perturbed file, and a function drawing its UMAPs."""
-    ids, genes, values = read_matrix(cfg.perturbed)
-    x_moved = _scaled(values, genes, data, cfg.perturbed)
+def evaluate_perturbed(cfg: DictConfig, data):
+    """The perturbed file scored as ``gemdiff.perturb`` scores its samples."""
+    import numpy as np
+
+    from gemdiff.common.errors import InputError
+    from gemdiff.data.io import read_samples
+    from gemdiff.models.generators import Perturbation
+    from gemdiff.tools.perturbation import split_samples
+    from gemdiff.tools.results import perturbation_result
+
+    gem = read_samples(cfg.perturbed)
+    x_moved = _scaled(gem, data)
     x, y, real_ids, x_other, y_other = split_samples(data, cfg.split)
     row = {s: i for i, s in enumerate(real_ids)}
-    absent = [s for s in ids if s not in row]
+    absent = [s for s in gem.samples if s not in row]
     if absent:
         raise InputError(cfg.perturbed, f"sample {absent[0]!r} is not a real sample of the "
                                         f"{cfg.split} split (perturbed samples keep their ids)")
-    rows = np.array([row[s] for s in ids])
-    found = sorted({data.classes[i] for i in y[rows]})
+    rows = np.array([row[s] for s in gem.samples])
+    src, tgt = _source_target(cfg, data, sorted({data.classes[i] for i in y[rows]}))
+    wrong = [s for s, i in zip(gem.samples, rows, strict=True) if y[i] != src]
+    if wrong:
+        raise InputError(cfg.perturbed, f"sample {wrong[0]!r} is not a "
+                                        f"{data.classes[src]!r} sample")
+    res = Perturbation(x[rows], x_moved)
+    return perturbation_result(data, res, gem.samples, src, tgt, x[y == tgt],
+                               x_other[y_other == tgt], seed=cfg.seed, umap=cfg.umap)
+
+
+def _source_target(cfg: DictConfig, data, found: list[str]) -> tuple[int, int]:
+    """Class indices of the perturbed samples' source (default: their class) and target
+    (default: the other class of two)."""
+    from gemdiff.common.errors import GemdiffError
+
     source = cfg.source or (found[0] if len(found) == 1 else None)
     if source is None:
         raise GemdiffError(f"{cfg.perturbed} holds samples of {', '.join(found)}; set source=")
@@ -102,40 +120,43 @@ def evaluate_perturbed(cfg: DictConfig, data: PreparedData, out: Path):
             raise GemdiffError(f"class {name!r} is not one of {', '.join(data.classes)}")
     if source == target:
         raise GemdiffError(f"source and target are both {source!r}")
-    src, tgt = data.classes.index(source), data.classes.index(target)
-    wrong = [s for s, i in zip(ids, rows, strict=True) if y[i] != src]
-    if wrong:
-        raise InputError(cfg.perturbed, f"sample {wrong[0]!r} is not a {source!r} sample")
-    x_target, x_ref = x[y == tgt], x_other[y_other == tgt]
-    svm = fit_svm(data.x_train, data.y_train)
-    metrics = perturbation_metrics(x[rows], x_moved, None, x_target, x_ref, svm, tgt).to_dict()
-    metrics.update(source=source, target=target, split=cfg.split)
-    return metrics, lambda: plot_perturbation_umap(x[rows], x_moved, x_target, source, target,
-                                                   out / "umap.png", cfg.seed)
+    return data.classes.index(source), data.classes.index(target)
 
 
 def run(cfg: DictConfig) -> dict:
     """Compute the metrics of every given file, write ``metrics.json``; returns the metrics."""
+    from gemdiff.common.errors import GemdiffError
+    from gemdiff.common.files import write_json
+    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.tools.results import plot_perturbation, plot_synthetic
+
     if not cfg.synthetic and not cfg.perturbed:
         raise GemdiffError("nothing to score: give synthetic=... (with synthetic_labels=...) "
                            "and/or perturbed=...")
-    check_fresh(cfg.paths.output_dir, ["metrics.json"], cfg.get("overwrite", False))
-    data = real_data(cfg)
     out = Path(cfg.paths.output_dir)
-    parts, plots = {}, []
-    # Every input is read and scored before anything is written.
-    for key, given, score in (("augmentation", cfg.synthetic, evaluate_synthetic),
-                              ("perturbation", cfg.perturbed, evaluate_perturbed)):
-        if given:
-            parts[key], plot = score(cfg, data, out)
-            plots.append(plot)
-            log.info("%s metrics: %s", key, rounded(parts[key]))
+    check_fresh(out, ["metrics.json"], cfg.get("overwrite", False))
+    data = real_data(cfg)
+    results = {}  # every input is read and scored before anything is written
+    if cfg.synthetic:
+        results["augmentation"] = evaluate_synthetic(cfg, data)
+    if cfg.perturbed:
+        results["perturbation"] = evaluate_perturbed(cfg, data)
+    parts = {key: dict(adata.uns["metrics"]) for key, adata in results.items()}
+    for key, metrics in parts.items():
+        log.info("%s metrics: %s", key, rounded(metrics))
+    if "perturbation" in parts:
+        parts["perturbation"].update(source=results["perturbation"].obs.original_label.iloc[0],
+                                     target=results["perturbation"].obs.label.iloc[0],
+                                     split=cfg.split)
     out.mkdir(parents=True, exist_ok=True)
     metrics = parts if len(parts) > 1 else next(iter(parts.values()))
     write_json(metrics, out / "metrics.json")
-    if cfg.umap:
-        for plot in plots:
-            plot()
+    if cfg.umap and "augmentation" in results:
+        m = parts["augmentation"]
+        plot_synthetic(results["augmentation"], out / "umap_real_vs_synthetic.png",
+                       f"real test vs synthetic (MMD ratio {m['mmd_ratio']:.2f})")
+    if cfg.umap and "perturbation" in results:
+        plot_perturbation(results["perturbation"], out / "umap.png", cfg.seed)
     return metrics
 
 

@@ -4,7 +4,7 @@
     python -m gemdiff.sample ckpt_path=... n_per_class=500 sampler=ddim ddim_steps=100
 
 Writes into the run folder: ``synthetic.tsv`` and ``synthetic_labels.tsv`` (GEMDiff format, the
-input's units), ``metrics.json`` (against the model's real train/test split) and
+input's units), ``synthetic.h5ad``, ``metrics.json`` (against the model's real test split) and
 ``umap_real_vs_synthetic.png``.
 """
 
@@ -14,109 +14,44 @@ import logging
 from pathlib import Path
 
 import hydra
-import numpy as np
-import torch
 from omegaconf import DictConfig
 
-from gemdiff.checkpoint import TrainedModel, load_checkpoint
-from gemdiff.cli import config_dir, rounded, run_task
-from gemdiff.errors import GemdiffError
-from gemdiff.metrics import augmentation_metrics, umap_embed
-from gemdiff.tracking import log_results
-from gemdiff.outputs import check_fresh, write_json, write_labels, write_matrix
+from gemdiff.common.config import config_dir
+from gemdiff.runtime.cli import rounded, run_task
 
 log = logging.getLogger("gemdiff.sample")
-PRODUCTS = ("synthetic.tsv", "synthetic_labels.tsv", "metrics.json")
-
-
-def labels_to_generate(model: TrainedModel, y_test: np.ndarray, n_per_class: int | None,
-                 match: str | None) -> np.ndarray:
-    """Labels to generate: ``n_per_class`` of every class, or the test split's class counts."""
-    if n_per_class is not None:
-        if n_per_class < 1:
-            raise GemdiffError(f"n_per_class must be at least 1, got {n_per_class}")
-        return np.repeat(np.arange(len(model.classes)), n_per_class)
-    if match != "test":
-        raise GemdiffError(f"match={match!r}: use match=test or set n_per_class")
-    return np.sort(y_test)
-
-
-def generate(model: TrainedModel, labels: np.ndarray, sampler: str = "ddpm",
-             ddim_steps: int = 100, guidance: float = 1.0, seed: int = 0,
-             batch_size: int = 4096, progress: bool = False) -> np.ndarray:
-    """Draw one sample per label (scaled units), in batches, reproducibly for a seed.
-
-    ``sampler``, ``ddim_steps`` and ``guidance`` concern diffusion models; a baseline
-    (Gaussian, WGAN-GP) draws from its own sampler. A diffusion model's samples end clamped to
-    the data's range [-1, 1]: unclipped steps (``diffusion.clip_x0=false``) leave a trained
-    model's samples within a few tenths of it, but a briefly trained one can land far outside,
-    where the expression they stand for is meaningless.
-    """
-    if model.kind != "diffusion":
-        return model.sampler.sample(labels, seed)
-    if sampler not in ("ddpm", "ddim"):
-        raise GemdiffError(f"sampler={sampler!r} is not one of 'ddpm', 'ddim'")
-    gen = torch.Generator().manual_seed(seed)
-    eps_fn = model.eps_fn(guidance)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(labels), batch_size):
-            y = torch.from_numpy(labels[start:start + batch_size])
-            shape = (len(y), len(model.genes))
-            if sampler == "ddpm":
-                x = model.diffusion.ddpm_sample(eps_fn, y, shape, generator=gen,
-                                                progress=progress).x
-            else:
-                noise = torch.randn(shape, generator=gen)
-                x = model.diffusion.ddim_decode(eps_fn, noise, y, steps=ddim_steps,
-                                                progress=progress,
-                                                clip_x0=model.diffusion.clip_x0).x
-            out.append(x.clamp(-1.0, 1.0).numpy())
-    return np.concatenate(out)
-
-
-def plot_real_vs_synthetic(x_real: np.ndarray, y_real: np.ndarray, x_syn: np.ndarray,
-                           y_syn: np.ndarray, classes: list[str], path: Path, title: str,
-                           seed: int = 0) -> Path:
-    """One UMAP of real and synthetic samples together, coloured by class and origin."""
-    from gemdiff import plots
-
-    emb = umap_embed(np.concatenate([x_real, x_syn]), seed=seed)
-    names = [classes[i] for i in np.concatenate([y_real, y_syn])]
-    is_syn = np.r_[np.zeros(len(x_real), bool), np.ones(len(x_syn), bool)]
-    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title)
+PRODUCTS = ("synthetic.tsv", "synthetic_labels.tsv", "synthetic.h5ad", "metrics.json")
 
 
 def run(cfg: DictConfig) -> dict:
     """Sample, write the files and metrics; returns the metrics."""
-    check_fresh(cfg.paths.output_dir, PRODUCTS, cfg.get("overwrite", False))
-    model = load_checkpoint(cfg.ckpt_path)
-    data = model.data()
-    labels = labels_to_generate(model, data.y_test, cfg.n_per_class, cfg.match)
-    torch.manual_seed(cfg.seed)
-    synth = generate(model, labels, cfg.sampler, cfg.ddim_steps, cfg.guidance, cfg.seed,
-                     cfg.batch_size, progress=True)
-    synth = model.preprocessor.snap_unexpressed(synth, labels)
+    from gemdiff.api.model import GEMDiff
+    from gemdiff.common.errors import GemdiffError
+    from gemdiff.common.files import write_json, write_labels, write_matrix
+    from gemdiff.runtime.outputs import check_fresh, write_h5ad
+    from gemdiff.runtime.tracking import log_results
+    from gemdiff.tools.results import plot_synthetic
 
+    if cfg.n_per_class is None and cfg.match != "test":
+        raise GemdiffError(f"match={cfg.match!r}: use match=test or set n_per_class")
     out = Path(cfg.paths.output_dir)
+    check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
+    model = GEMDiff.load(cfg.ckpt_path)
+    adata = model.sample(cfg.n_per_class, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps,
+                         guidance=cfg.guidance, seed=cfg.seed, batch_size=cfg.batch_size,
+                         umap=cfg.umap, progress=True)
     out.mkdir(parents=True, exist_ok=True)
-    names = [model.classes[i] for i in labels]
-    ids = [f"synthetic_{c}_{i + 1}" for i, c in enumerate(names)]
-    write_matrix(model.preprocessor.inverse_transform(synth), ids, model.genes,
-                 out / "synthetic.tsv")
-    write_labels(ids, names, out / "synthetic_labels.tsv")
-
-    metrics = augmentation_metrics(data.x_train, data.y_train, data.x_test, data.y_test,
-                                   synth, labels, seed=cfg.seed, with_umap=cfg.umap).to_dict()
-    metrics.update(n_synthetic=len(labels), model=model.kind,
-                   sampler=cfg.sampler if model.kind == "diffusion" else model.kind,
-                   guidance=cfg.guidance)
+    write_matrix(adata.X, adata.obs_names, adata.var_names, out / "synthetic.tsv")
+    write_labels(adata.obs_names, adata.obs["label"].astype(str), out / "synthetic_labels.tsv")
+    write_h5ad(adata, out / "synthetic.h5ad")
+    metrics = dict(adata.uns["metrics"])
     write_json(metrics, out / "metrics.json")
+    images = []
     if cfg.umap:
-        title = f"real test vs synthetic (MMD ratio {metrics['mmd_ratio']:.2f})"
-        plot_real_vs_synthetic(data.x_test, data.y_test, synth, labels, model.classes,
-                               out / "umap_real_vs_synthetic.png", title, cfg.seed)
-    log_results(cfg, out, metrics, [out / "umap_real_vs_synthetic.png"])
+        images.append(plot_synthetic(adata, out / "umap_real_vs_synthetic.png",
+                                     f"real test vs synthetic (MMD ratio "
+                                     f"{metrics['mmd_ratio']:.2f})"))
+    log_results(cfg, out, metrics, images)
     log.info("metrics: %s", rounded(metrics))
     return metrics
 

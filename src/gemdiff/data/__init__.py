@@ -1,13 +1,17 @@
 """Reading, selecting, preprocessing and serving gene expression matrices."""
 
-from gemdiff.data.dataset import PreparedData, prepare_data, read_dataset
-from gemdiff.data.genesets import GeneSelection, GeneSubset, split_gene_sets
-from gemdiff.data.io import GEM, read_gemdiff, read_gmt, read_h5ad, read_labels, read_rnaseqdb
-from gemdiff.data.preprocess import Preprocessor
-from gemdiff.data.synthetic import SyntheticGEM, simulate_gem
+from gemdiff.common.lazy import lazy_attributes
 
-__all__ = [
-    "GEM", "GeneSelection", "GeneSubset", "PreparedData", "Preprocessor", "SyntheticGEM",
-    "prepare_data", "read_dataset", "read_gemdiff", "read_gmt", "read_h5ad", "read_labels",
-    "read_rnaseqdb", "simulate_gem", "split_gene_sets",
-]
+_EXPORTS = {
+    "GEM": "gemdiff.data.io", "read_gemdiff": "gemdiff.data.io", "read_gmt": "gemdiff.data.io",
+    "read_h5ad": "gemdiff.data.io", "read_labels": "gemdiff.data.io",
+    "read_rnaseqdb": "gemdiff.data.io", "read_samples": "gemdiff.data.io",
+    "GeneSelection": "gemdiff.data.genesets", "GeneSubset": "gemdiff.data.genesets",
+    "split_gene_sets": "gemdiff.data.genesets",
+    "DataOptions": "gemdiff.data.dataset", "PreparedData": "gemdiff.data.dataset",
+    "prepare_data": "gemdiff.data.dataset", "read_dataset": "gemdiff.data.dataset",
+    "Preprocessor": "gemdiff.data.preprocess",
+    "SyntheticGEM": "gemdiff.data.synthetic", "simulate_gem": "gemdiff.data.synthetic",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -12,9 +12,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from gemdiff import constants as K
-from gemdiff.data.dataset import PreparedData, prepare_data, read_dataset
+from gemdiff.common import constants as K
+from gemdiff.data.dataset import DataOptions, PreparedData, prepare_data, read_dataset
 from gemdiff.data.genesets import GeneSelection
+from gemdiff.data.io import GEM
 
 
 def _rank() -> int:
@@ -60,12 +61,15 @@ class GEMDataModule(L.LightningDataModule):
     source
         How to read the matrix (``format``: synthetic, gemdiff, rnaseqdb or h5ad, and that
         format's files); see ``conf/data/``.
+    matrix, test_matrix
+        The matrix itself (and a test matrix), given in memory instead of read from
+        ``source`` (the Python API).
     genes, gmt, gene_set, subset_size, subset_index, exclusive_subsets, n_genes
         Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
     classes
         Keep only these classes.
     input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes, permute_labels
-        Preprocessing and split (:func:`~gemdiff.data.dataset.prepare_data`).
+        Preprocessing and split (:class:`~gemdiff.data.dataset.DataOptions`).
     batch_size
         Training batch size.
     timesteps
@@ -95,17 +99,21 @@ class GEMDataModule(L.LightningDataModule):
         seed: int = 0,
         constant_genes: str = "error",
         permute_labels: bool = False,
+        matrix: GEM | None = None,
+        test_matrix: GEM | None = None,
     ):
         super().__init__()
         self.source = dict(source)
+        self.matrices = (matrix, test_matrix)
         self.selection = GeneSelection(
             genes=None if genes is None else list(genes), gmt=gmt, gene_set=gene_set,
             subset_size=subset_size, subset_index=subset_index,
             exclusive_subsets=exclusive_subsets, n_genes=n_genes, seed=seed)
-        self.classes = None if classes is None else list(classes)
-        self.options = dict(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
-                            test_size=test_size, train_fraction=train_fraction, seed=seed,
-                            constant_genes=constant_genes, permute_labels=permute_labels)
+        self.options = DataOptions(
+            input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
+            constant_genes=constant_genes, classes=None if classes is None else tuple(classes),
+            test_size=test_size, train_fraction=train_fraction, permute_labels=permute_labels,
+            seed=seed)
         self.batch_size = batch_size
         self.timesteps = timesteps
         self.seed = seed
@@ -115,8 +123,10 @@ class GEMDataModule(L.LightningDataModule):
     def prepare(self) -> PreparedData:
         """Read and prepare the data once; later calls return the same result."""
         if self.data is None:
-            train, test = read_dataset(self.source)
-            self.data = prepare_data(train, test, self.selection, self.classes, **self.options)
+            train, test = self.matrices
+            if train is None:
+                train, test = read_dataset(self.source)
+            self.data = prepare_data(train, test, self.selection, self.options)
         return self.data
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,7 +1,7 @@
-"""From a data config to model-ready arrays: read, select genes, split, fit preprocessing.
+"""From a matrix to model-ready arrays: restrict classes, select genes, split, fit preprocessing.
 
-Kept apart from Lightning so that training and every later command (sample, perturb) prepare
-data the same way; later commands pass the checkpoint's genes, split and preprocessor.
+Kept apart from Lightning so that training, the Python API and every later command prepare
+data the same way.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
+from gemdiff.common.choices import check_choice
+from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import GEM, read_gemdiff, read_h5ad, read_rnaseqdb
-from gemdiff.data.preprocess import ConstantGenes, Preprocessor, check_choice, missing_genes
+from gemdiff.data.preprocess import ConstantGenes, InputScale, NanPolicy, Preprocessor, Scaling
 from gemdiff.data.preprocess import constant_genes as constant_genes_mask
+from gemdiff.data.preprocess import missing_genes
 from gemdiff.data.synthetic import simulate_gem
-from gemdiff.errors import GemdiffError, InputError
 
-FORMATS = ("synthetic", "gemdiff", "rnaseqdb", "h5ad")
+FORMATS = ("synthetic", "gemdiff", "rnaseqdb", "h5ad", "memory")
 
 
 def read_dataset(source: Mapping[str, Any]) -> tuple[GEM, GEM | None]:
@@ -42,11 +43,61 @@ def read_dataset(source: Mapping[str, Any]) -> tuple[GEM, GEM | None]:
             return train, test
         if fmt == "rnaseqdb":
             return read_rnaseqdb(source["files"]), None
-        return read_h5ad(source["path"], source.get("label_key", "label")), None
+        if fmt == "h5ad":
+            return read_h5ad(source["path"], source.get("label_key", "label"),
+                             source.get("layer")), None
     except KeyError as err:
         raise GemdiffError(f"data.source (format {fmt}) needs the key {err.args[0]!r}") from None
     except TypeError as err:
         raise GemdiffError(f"data.source (format {fmt}): {err}") from None
+    raise GemdiffError(f"data.source.format=memory ({source.get('description', 'in-memory')}) "
+                       "holds data given through the Python API; there is no file to read")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How a matrix becomes model-ready data: preprocessing and split (``data.*`` of the config).
+
+    Parameters
+    ----------
+    input_scale, nan_policy, scaling
+        See :class:`~gemdiff.data.preprocess.Preprocessor`. ``nan_policy="drop"`` removes
+        genes with any missing cell in either matrix.
+    constant_genes
+        What to do with chosen genes that have one value in every sample (missing cells
+        counting as unexpressed): ``error`` or ``drop``. Random genes and gene-set members are
+        drawn among the genes that vary, so this concerns explicit lists and the whole matrix.
+    classes
+        Keep only these classes (all by default); at least two are needed.
+    test_size, train_fraction, seed
+        Held-out share of each class, share of each class's training samples kept, and the
+        seed of both draws.
+    permute_labels
+        Shuffle the labels among the samples (within each matrix, seeded) before the split: a
+        model trained so learns no real class difference, the null for perturbation scores.
+    """
+
+    input_scale: str = "log2"
+    nan_policy: str = "replace"
+    scaling: str = "global"
+    constant_genes: str = "error"
+    classes: tuple[str, ...] | None = None
+    test_size: float = 0.33
+    train_fraction: float = 1.0
+    permute_labels: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("input_scale", self.input_scale, InputScale)
+        check_choice("nan_policy", self.nan_policy, NanPolicy)
+        check_choice("scaling", self.scaling, Scaling)
+        check_choice("constant_genes", self.constant_genes, ConstantGenes)
+        if not 0.0 < self.test_size < 1.0:
+            raise GemdiffError(f"test_size must be in (0, 1), got {self.test_size}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise GemdiffError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(self.classes))
 
 
 @dataclass
@@ -74,10 +125,31 @@ class PreparedData:
                 "train": count(self.y_train), "test": count(self.y_test)}
 
 
-def _restrict_classes(gem: GEM, classes: Sequence[str] | None) -> GEM:
-    present = gem.classes
-    if classes is None:
+def prepare_data(train: GEM, test: GEM | None = None, selection: GeneSelection | None = None,
+                 options: DataOptions | None = None) -> PreparedData:
+    """Select genes, split (stratified, seeded) and fit preprocessing on the training split.
+
+    ``test`` is a separate test matrix if the user gave one (then no split is drawn);
+    ``selection`` says which genes to keep (all by default).
+    """
+    options = options or DataOptions()
+    train, test = restrict_classes(train, options.classes), restrict_classes(test, options.classes)
+    if options.permute_labels:
+        rng = np.random.default_rng([options.seed, 7])
+        train = train.with_labels(rng.permutation(train.labels))
+        test = None if test is None else test.with_labels(rng.permutation(test.labels))
+    genes = choose_genes(train, test, selection or GeneSelection(), options)
+    train = train.take_genes(genes)
+    test = None if test is None else test.take_genes(genes)
+    train, test = split(train, test, options)
+    return fit_preprocessing(train, test, options)
+
+
+def restrict_classes(gem: GEM | None, classes: Sequence[str] | None) -> GEM | None:
+    """The samples of ``classes`` only (all when None); an unknown class is an error."""
+    if gem is None or classes is None:
         return gem
+    present = gem.classes
     unknown = [c for c in classes if c not in present]
     if unknown:
         raise InputError(gem.source, f"has no class {unknown[0]!r}; its classes are "
@@ -85,77 +157,15 @@ def _restrict_classes(gem: GEM, classes: Sequence[str] | None) -> GEM:
     return gem.take_samples(np.flatnonzero(np.isin(gem.labels, list(classes))))
 
 
-def _subsample_per_class(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Row indices keeping ``fraction`` of each class (at least one), seeded."""
-    if not 0.0 < fraction <= 1.0:
-        raise GemdiffError(f"train_fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        n = max(1, int(round(fraction * len(rows))))
-        keep.append(rng.choice(rows, size=n, replace=False))
-    return np.sort(np.concatenate(keep))
-
-
-def prepare_data(
-    train: GEM,
-    test: GEM | None = None,
-    selection: GeneSelection | None = None,
-    classes: Sequence[str] | None = None,
-    input_scale: str = "log2",
-    nan_policy: str = "replace",
-    scaling: str = "global",
-    test_size: float = 0.33,
-    train_fraction: float = 1.0,
-    seed: int = 0,
-    constant_genes: str = "error",
-    permute_labels: bool = False,
-) -> PreparedData:
-    """Select genes, split (stratified, seeded) and fit preprocessing on the training split.
-
-    Parameters
-    ----------
-    train, test
-        The matrix, and a separate test matrix if the user gave one (then no split is drawn).
-    selection
-        Which genes to keep (all by default).
-    classes
-        Keep only these classes (all by default); at least two are needed.
-    input_scale, nan_policy, scaling
-        See :class:`~gemdiff.data.preprocess.Preprocessor`. ``nan_policy="drop"`` removes
-        genes with any missing cell in either matrix.
-    constant_genes
-        What to do with chosen genes that have one value in every sample (missing cells
-        counting as unexpressed): ``error`` (the default) or ``drop``. Random genes and
-        gene-set members are drawn among the genes that vary, so this concerns explicit gene
-        lists and the whole matrix.
-    test_size, train_fraction, seed
-        Held-out share of each class, share of each class's training samples kept, and the
-        seed of both draws.
-    permute_labels
-        Shuffle the labels among the samples (within each matrix, seeded) before the split: a
-        model trained so learns no real class difference, the null for perturbation scores.
-    """
-    prep = Preprocessor(input_scale=input_scale, nan_policy=nan_policy, scaling=scaling)
-    selection = selection or GeneSelection()
-    train = _restrict_classes(train, classes)
-    if test is not None:
-        test = _restrict_classes(test, classes)
-    if permute_labels:
-        rng = np.random.default_rng([seed, 7])
-        train = GEM(train.values, train.samples, train.genes, rng.permutation(train.labels),
-                    train.source, train.meta)
-        if test is not None:
-            test = GEM(test.values, test.samples, test.genes, rng.permutation(test.labels),
-                       test.source, test.meta)
-
-    check_choice("constant_genes", constant_genes, ConstantGenes)
-    flat = constant_genes_mask(train.values, input_scale, train.source)
+def choose_genes(train: GEM, test: GEM | None, selection: GeneSelection,
+                 options: DataOptions) -> list[str]:
+    """The genes to train on: the selection, without constant genes (or an error naming one),
+    present in the test matrix, and with ``nan_policy=drop`` without missing cells."""
+    flat = constant_genes_mask(train.values, options.input_scale, train.source)
     constant = {g for g, c in zip(train.genes, flat, strict=True) if c}
     genes = selection.select(train.genes, source=train.source, constant=constant)
     flat_chosen = [g for g in genes if g in constant]
-    if flat_chosen and constant_genes == "error":
+    if flat_chosen and options.constant_genes == "error":
         raise InputError(train.source, f"{len(flat_chosen)} chosen gene(s) have the same value in "
                                        f"every sample, e.g. {flat_chosen[0]!r} (a gene with no "
                                        "value at all counts): they carry nothing to learn; remove "
@@ -169,25 +179,28 @@ def prepare_data(
         if absent:
             raise InputError(test.source, f"lacks {len(absent)} gene(s) of the training matrix, "
                                           f"e.g. {absent[0]!r}")
-    train = train.take_genes(genes)
-    test = test.take_genes(genes) if test is not None else None
-    if nan_policy == "drop":
-        bad = missing_genes(train.values)
+    if options.nan_policy == "drop":
+        bad = missing_genes(train.take_genes(genes).values)
         if test is not None:
-            bad |= missing_genes(test.values)
+            bad |= missing_genes(test.take_genes(genes).values)
         genes = [g for g, b in zip(genes, bad, strict=True) if not b]
         if not genes:
             raise InputError(train.source, "every selected gene has a missing value, so "
                                            "nan_policy='drop' leaves none; use 'replace'")
-        train = train.take_genes(genes)
-        test = test.take_genes(genes) if test is not None else None
+    return genes
 
-    class_names = train.classes
-    if len(class_names) < 2:
-        raise InputError(train.source, f"has only one class ({class_names[0]!r}); "
+
+def split(train: GEM, test: GEM | None, options: DataOptions) -> tuple[GEM, GEM]:
+    """Check the classes, draw the stratified test split unless one was given, and keep
+    ``train_fraction`` of each class's training samples."""
+    from sklearn.model_selection import train_test_split
+
+    classes = train.classes
+    if len(classes) < 2:
+        raise InputError(train.source, f"has only one class ({classes[0]!r}); "
                                        "at least two are needed")
     if test is not None:
-        extra = sorted(set(test.classes) - set(class_names))
+        extra = sorted(set(test.classes) - set(classes))
         if extra:
             raise InputError(test.source, f"has class {extra[0]!r}, absent from the training data")
     else:
@@ -196,20 +209,36 @@ def prepare_data(
         if small:
             raise InputError(train.source, f"class {small[0]!r} has {counts[small[0]]} sample; "
                                            "a stratified split needs at least 2 per class")
-        if not 0.0 < test_size < 1.0:
-            raise GemdiffError(f"test_size must be in (0, 1), got {test_size}")
         rows = np.arange(len(train.samples))
-        tr, te = train_test_split(rows, test_size=test_size, stratify=train.labels,
-                                  random_state=seed)
+        tr, te = train_test_split(rows, test_size=options.test_size, stratify=train.labels,
+                                  random_state=options.seed)
         train, test = train.take_samples(np.sort(tr)), train.take_samples(np.sort(te))
+    keep = _subsample_per_class(train.labels, options.train_fraction, options.seed)
+    return train.take_samples(keep), test
 
-    train = train.take_samples(_subsample_per_class(train.labels, train_fraction, seed))
-    index = {c: i for i, c in enumerate(class_names)}
+
+def _subsample_per_class(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Row indices keeping ``fraction`` of each class (at least one), seeded."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        n = max(1, int(round(fraction * len(rows))))
+        keep.append(rng.choice(rows, size=n, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def fit_preprocessing(train: GEM, test: GEM, options: DataOptions) -> PreparedData:
+    """Fit the preprocessing on the training split and scale both splits."""
+    classes = train.classes
+    index = {c: i for i, c in enumerate(classes)}
     y_train = np.array([index[c] for c in train.labels], dtype=np.int64)
+    prep = Preprocessor(input_scale=options.input_scale, nan_policy=options.nan_policy,
+                        scaling=options.scaling)
     prep.fit(train.values, source=train.source, labels=y_train)
     return PreparedData(
-        genes=list(genes),
-        classes=class_names,
+        genes=list(train.genes),
+        classes=classes,
         preprocessor=prep,
         x_train=prep.transform(train.values, train.source),
         y_train=y_train,
@@ -221,52 +250,48 @@ def prepare_data(
     )
 
 
-def prepare_from_checkpoint(
+def rebuild_split(
     source: Mapping[str, Any], genes: Sequence[str], classes: Sequence[str],
     preprocessor: Preprocessor, train_ids: Sequence[str], test_ids: Sequence[str],
     labels: Mapping[str, str] | None = None,
 ) -> PreparedData:
-    """Re-read a model's data and rebuild its exact split, genes and scaling (nothing refit).
+    """Re-read a model's data files and rebuild its exact split, genes and scaling (nothing
+    refit): for checkpoints written before they carried their data.
 
     ``labels`` (sample id -> class) replaces the file's labels: a model trained on permuted
-    labels keeps them in its checkpoint.
-
-    Raises :class:`InputError` when the data no longer holds the model's genes or samples
-    (for example a checkpoint trained on another gene list).
+    labels keeps them in its checkpoint. Raises :class:`InputError` when the data no longer
+    holds the model's genes or samples.
     """
     train, test = read_dataset(source)
     parts = [train] if test is None else [train, test]
-    index: dict[str, tuple[GEM, int]] = {}
-    for gem in parts:
-        present = set(gem.genes)
-        missing = [g for g in genes if g not in present]
+    index: dict[str, tuple[int, int]] = {}
+    for p, gem in enumerate(parts):
+        missing = [g for g in genes if g not in set(gem.genes)]
         if missing:
             raise InputError(gem.source, f"lacks {len(missing)} of the checkpoint's genes, "
                                          f"e.g. {missing[0]!r}; was the model trained on "
                                          "another gene list?")
-        index.update({s: (gem, i) for i, s in enumerate(gem.samples)})
+        index.update({s: (p, i) for i, s in enumerate(gem.samples)})
     class_index = {c: i for i, c in enumerate(classes)}
 
-    def rows(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def rows(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         absent = [s for s in ids if s not in index]
         if absent:
             raise InputError(parts[0].source, f"lacks {len(absent)} sample(s) the model was "
                                               f"trained or tested on, e.g. {absent[0]!r}")
+        ordered = sorted(ids, key=lambda s: index[s][0])  # grouped by file, stable within
         values, names = [], []
-        for gem in parts:
-            mine = [index[s][1] for s in ids if index[s][0] is gem]
-            if mine:
-                sub = gem.take_samples(np.array(mine)).take_genes(genes)
+        for p, gem in enumerate(parts):
+            mine = np.array([index[s][1] for s in ordered if index[s][0] == p], dtype=int)
+            if len(mine):
+                sub = gem.take_samples(mine).take_genes(genes)
                 values.append(sub.values)
                 names += sub.labels.tolist() if labels is None else [labels[s] for s in
                                                                      sub.samples]
         y = np.array([class_index[c] for c in names], dtype=np.int64)
-        return preprocessor.transform(np.concatenate(values), parts[0].source), y
+        return preprocessor.transform(np.concatenate(values), parts[0].source), y, ordered
 
-    # Rows come back grouped by file; keep the ids in the same order.
-    ordered = lambda ids: [s for gem in parts for s in ids if index[s][0] is gem]  # noqa: E731
-    train_ids, test_ids = ordered(train_ids), ordered(test_ids)
-    x_train, y_train = rows(train_ids)
-    x_test, y_test = rows(test_ids)
+    x_train, y_train, train_ids = rows(train_ids)
+    x_test, y_test, test_ids = rows(test_ids)
     return PreparedData(list(genes), list(classes), preprocessor, x_train, y_train, x_test,
                         y_test, train_ids, test_ids, parts[0].source)

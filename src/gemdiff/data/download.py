@@ -1,8 +1,5 @@
-"""Fetch the public datasets into the layout the configs expect, and verify their checksums.
-
-    python -m gemdiff.data.download gemdiff_example [--data-dir DIR]
-    python -m gemdiff.data.download rnaseqdb_kidney
-    python -m gemdiff.data.download --list
+"""Fetch the public datasets into the layout the configs expect, and verify their checksums
+(the library of ``python -m gemdiff.download``).
 
 Files land in ``DIR/<folder>/`` (``DIR`` defaults to ``$GEMDIFF_DATA_DIR`` or ``./data``). Each
 file is written to a temporary name, checked against its SHA-256 and only then renamed, so an
@@ -11,16 +8,14 @@ interrupted or corrupted download never leaves a file that looks complete.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemdiff.errors import GemdiffError
+from gemdiff.common.errors import GemdiffError
 
 GEMDIFF_RAW = "https://raw.githubusercontent.com/xai990/GEMDiff/HEAD/data/"
 RNASEQDB_RAW = "https://github.com/mskcc/RNAseqDB/raw/HEAD/data/normalized/"
@@ -116,30 +111,3 @@ def _fetch(f: RemoteFile, target: Path, dataset: str, timeout: float) -> Path:
                                f"{f.sha256[:12]}...); the public file may have changed")
         os.replace(part, dest)
     return dest
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="gemdiff download", description="Fetch a public dataset and verify its checksums.")
-    parser.add_argument("dataset", nargs="?", choices=sorted(DATASETS), help="dataset to fetch")
-    parser.add_argument("--data-dir", default=os.environ.get("GEMDIFF_DATA_DIR", "./data"),
-                        help="where datasets live (default: $GEMDIFF_DATA_DIR or ./data)")
-    parser.add_argument("--list", action="store_true", help="list the datasets and exit")
-    args = parser.parse_args(argv)
-    if args.list or not args.dataset:
-        for name, (folder, desc, files) in DATASETS.items():
-            print(f"{name:18s} {desc} -> <data-dir>/{folder}/ ({len(files)} files)")
-        return 0
-    try:
-        for path in download(args.dataset, args.data_dir):
-            print(f"ok  {path}")
-    except GemdiffError as err:
-        print(f"gemdiff download: error: {err}", file=sys.stderr)
-        return 2
-    if args.dataset in MANUAL:
-        print(f"note: {MANUAL[args.dataset]}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

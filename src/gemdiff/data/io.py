@@ -11,12 +11,12 @@ import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from gemdiff.errors import InputError
+from gemdiff.common.errors import InputError
 
 NA_VALUES = ["", "NA", "NaN", "nan", "N/A", "NULL", "null"]
 
@@ -28,42 +28,72 @@ class GEM:
     Attributes
     ----------
     values
-        (n_samples, n_genes) float64 in the input's units; NaN marks a missing cell.
+        (n_samples, n_genes) in the input's units; NaN marks a missing cell. float64, or a
+        scipy sparse matrix as read from AnnData: :meth:`take_genes` returns dense float64 of
+        the chosen genes only, so a wide sparse matrix is never densified whole.
     samples, genes
         Row and column names, unique.
     labels
-        (n_samples,) class name of each row, matched by sample id.
+        (n_samples,) class name of each row, matched by sample id; None for samples read
+        without labels (new samples to perturb).
     source
         Where the matrix came from, for messages.
     """
 
-    values: np.ndarray
+    values: Any
     samples: list[str]
     genes: list[str]
-    labels: np.ndarray
+    labels: np.ndarray | None
     source: str = ""
     meta: dict = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
-        return sorted(set(self.labels.tolist()))
+        return [] if self.labels is None else sorted(set(self.labels.tolist()))
 
     def class_counts(self) -> dict[str, int]:
+        if self.labels is None:
+            return {}
         names, counts = np.unique(self.labels, return_counts=True)
         return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
     def take_genes(self, genes: Sequence[str]) -> "GEM":
+        """The matrix of ``genes`` only, as dense float64."""
         index = {g: i for i, g in enumerate(self.genes)}
         cols = [index[g] for g in genes]
-        return GEM(self.values[:, cols], list(self.samples), list(genes), self.labels,
+        return GEM(dense(self.values[:, cols]), list(self.samples), list(genes), self.labels,
                    self.source, dict(self.meta))
 
     def take_samples(self, rows: np.ndarray) -> "GEM":
+        labels = None if self.labels is None else self.labels[rows]
         return GEM(self.values[rows], [self.samples[i] for i in rows], list(self.genes),
-                   self.labels[rows], self.source, dict(self.meta))
+                   labels, self.source, dict(self.meta))
+
+    def to_anndata(self, label_key: str = "label"):
+        """The matrix as AnnData: ``X`` the values, ``obs[label_key]`` the labels."""
+        import anndata
+
+        obs = pd.DataFrame(index=pd.Index(self.samples, dtype=str))
+        if self.labels is not None:
+            obs[label_key] = pd.Categorical(self.labels)
+        return anndata.AnnData(X=self.values, obs=obs,
+                               var=pd.DataFrame(index=pd.Index(self.genes, dtype=str)))
+
+    def with_labels(self, labels: np.ndarray) -> "GEM":
+        return GEM(self.values, list(self.samples), list(self.genes), np.asarray(labels),
+                   self.source, dict(self.meta))
 
 
-def _check_file(path: str | Path) -> Path:
+def dense(values) -> np.ndarray:
+    """float64 array of a dense or scipy sparse matrix."""
+    if hasattr(values, "toarray"):
+        values = values.toarray()
+    return np.asarray(values, dtype=np.float64)
+
+
+def check_file(path: str | Path) -> Path:
+    """``path`` as a Path, once it is known to be a readable, non-empty file (and gzip where
+    it ends in ``.gz``)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
@@ -81,7 +111,8 @@ def _check_file(path: str | Path) -> Path:
     return path
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
+    """A text stream of a file, gzip-decompressed where it ends in ``.gz``."""
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     # utf-8-sig drops a byte-order mark; newline=None reads \r\n and \r as line ends.
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
@@ -89,7 +120,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 def _read_header(path: Path) -> list[str]:
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             line = fh.readline()
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be read as text ({err})") from None
@@ -105,7 +136,7 @@ def _check_field_counts(path: Path, n_fields: int) -> None:
     pandas would pad a short row with missing values and shift a long one into the index, so a
     truncated or ragged file would be read without complaint.
     """
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for num, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -175,9 +206,9 @@ def read_labels(path: str | Path) -> pd.Series:
 
     Returns a Series of labels indexed by sample id; whitespace around fields is stripped.
     """
-    path = _check_file(path)
+    path = check_file(path)
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             lines = [ln.rstrip("\n") for ln in fh]
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be read as text ({err})") from None
@@ -218,7 +249,7 @@ def read_matrix(matrix: str | Path) -> tuple[list[str], list[str], np.ndarray]:
 
     Returns (sample ids, genes, values); ids and genes are checked to be unique.
     """
-    matrix = _check_file(matrix)
+    matrix = check_file(matrix)
     samples, genes, values = _read_numeric_table(matrix, index_cols=1)
     for kind, names in (("sample id", samples), ("gene", genes)):
         dup = _duplicates(names)
@@ -229,6 +260,23 @@ def read_matrix(matrix: str | Path) -> tuple[list[str], list[str], np.ndarray]:
     return samples, genes, values
 
 
+def as_gem(samples, labels=None, label_key: str | None = None,
+           layer: str | None = None) -> GEM:
+    """Samples given as an AnnData (labels from ``obs[label_key]``), a samples x genes
+    DataFrame (labels: a Series by sample id), a :class:`GEM` or a file path (any format of
+    :func:`read_samples`; labels: a label file); labels are optional."""
+    if isinstance(samples, GEM):
+        return samples
+    if isinstance(samples, pd.DataFrame):
+        return gem_from_dataframe(samples, labels)
+    if isinstance(samples, (str, Path)):
+        return read_samples(samples, labels, label_key, layer)
+    if hasattr(samples, "obs") and hasattr(samples, "var_names"):
+        return gem_from_anndata(samples, label_key, layer)
+    raise InputError(None, f"cannot read samples from a {type(samples).__name__}: give an "
+                           "AnnData, a pandas DataFrame (samples x genes) or a file path")
+
+
 def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
     """Read a GEMDiff-format matrix (samples x genes) and its label file."""
     samples, genes, values = read_matrix(matrix)
@@ -236,6 +284,22 @@ def read_gemdiff(matrix: str | Path, labels: str | Path) -> GEM:
     lab = read_labels(labels)
     y = attach_labels(samples, lab, matrix, Path(labels))
     return GEM(values, samples, genes, y, source=str(matrix))
+
+
+def _read_rnaseqdb_file(p: str | Path) -> tuple[Path, list[str], list[str], np.ndarray]:
+    """One RNAseqDB file (genes x samples): (path, genes, samples, samples x genes values)."""
+    p = check_file(p)
+    header = _read_header(p)
+    if header[0] != "Hugo_Symbol":
+        raise InputError(p, f"first column is {header[0]!r}, expected 'Hugo_Symbol' "
+                            "(RNAseqDB format: genes x samples)")
+    n_index = 2 if len(header) > 1 and header[1] == "Entrez_Gene_Id" else 1
+    genes, samples, values = _read_numeric_table(p, index_cols=n_index)
+    for kind, names in (("gene", genes), ("sample id", samples)):
+        dup = _duplicates(names)
+        if dup:
+            raise InputError(p, f"{kind} {dup[0]!r} appears more than once")
+    return p, genes, samples, values.T
 
 
 def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM:
@@ -249,21 +313,8 @@ def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM
     """
     parts: list[tuple[str, Path, list[str], list[str], np.ndarray]] = []
     for label, paths in files.items():
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
-        for p in paths:
-            p = _check_file(p)
-            header = _read_header(p)
-            if header[0] != "Hugo_Symbol":
-                raise InputError(p, f"first column is {header[0]!r}, expected 'Hugo_Symbol' "
-                                    "(RNAseqDB format: genes x samples)")
-            n_index = 2 if len(header) > 1 and header[1] == "Entrez_Gene_Id" else 1
-            genes, samples, values = _read_numeric_table(p, index_cols=n_index)
-            for kind, names in (("gene", genes), ("sample id", samples)):
-                dup = _duplicates(names)
-                if dup:
-                    raise InputError(p, f"{kind} {dup[0]!r} appears more than once")
-            parts.append((str(label), p, genes, samples, values.T))
+        for p in [paths] if isinstance(paths, (str, Path)) else paths:
+            parts.append((str(label), *_read_rnaseqdb_file(p)))
     if not parts:
         raise InputError(None, "no RNAseqDB files were given")
     common = set(parts[0][2])
@@ -285,46 +336,120 @@ def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM
                source=", ".join(str(p[1]) for p in parts))
 
 
-def read_h5ad(path: str | Path, label_key: str) -> GEM:
-    """Read an AnnData file; labels from ``obs[label_key]``."""
-    import anndata
-
-    path = _check_file(path)
-    try:
-        adata = anndata.read_h5ad(path)
-    except Exception as err:  # h5py raises many types for a file that is not HDF5
-        raise InputError(path, f"cannot be read as .h5ad ({type(err).__name__}: {err})") from None
-    if label_key not in adata.obs.columns:
-        raise InputError(path, f"obs has no column {label_key!r}; columns are "
-                               f"{list(adata.obs.columns)}")
-    x = adata.X
-    values = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
+                     source: str = "AnnData") -> GEM:
+    """The matrix of an AnnData (``X`` or ``layers[layer]``, samples x genes, dense or sparse,
+    kept as it is) with labels from ``obs[label_key]`` (None: no labels)."""
+    if layer is not None and layer not in adata.layers:
+        raise InputError(source, f"has no layer {layer!r}; its layers are "
+                                 f"{list(adata.layers) or 'none'}")
+    x = adata.X if layer is None else adata.layers[layer]
+    if x is None:
+        raise InputError(source, "has no expression matrix (X is empty)")
     samples, genes = list(map(str, adata.obs_names)), list(map(str, adata.var_names))
     for kind, names in (("sample id", samples), ("gene", genes)):
         dup = _duplicates(names)
         if dup:
-            raise InputError(path, f"{kind} {dup[0]!r} appears more than once")
+            raise InputError(source, f"{kind} {dup[0]!r} appears more than once")
+    if not hasattr(x, "toarray"):
+        x = np.asarray(x, dtype=np.float64)
+    stored = x.data if hasattr(x, "toarray") else x
+    if not np.issubdtype(stored.dtype, np.number):
+        raise InputError(source, f"holds non-numeric values ({stored.dtype})")
+    if np.isinf(stored).any():
+        raise InputError(source, "holds infinite values")
+    labels = None
+    if label_key is not None:
+        if label_key not in adata.obs.columns:
+            raise InputError(source, f"obs has no column {label_key!r}; columns are "
+                                     f"{list(adata.obs.columns)}")
+        column = adata.obs[label_key]
+        if column.isna().any():
+            raise InputError(source, f"obs[{label_key!r}] has missing labels")
+        labels = column.astype(str).str.strip().to_numpy()
+    return GEM(x, samples, genes, labels, source=source)
+
+
+def gem_from_dataframe(df: pd.DataFrame, labels: pd.Series | None = None,
+                       source: str = "DataFrame") -> GEM:
+    """The matrix of a samples x genes DataFrame (index: sample ids), with labels matched by
+    sample id from a Series (None: no labels)."""
+    samples, genes = [str(s) for s in df.index], [str(g) for g in df.columns]
+    for kind, names in (("sample id", samples), ("gene", genes)):
+        dup = _duplicates(names)
+        if dup:
+            raise InputError(source, f"{kind} {dup[0]!r} appears more than once")
+    bad = [c for c, dt in df.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
+    if bad:
+        raise InputError(source, f"column {bad[0]!r} is not numeric ({df[bad[0]].dtype})")
+    values = df.to_numpy(dtype=np.float64)
     if np.isinf(values).any():
-        raise InputError(path, "holds infinite values")
-    labels = adata.obs[label_key]
-    if labels.isna().any():
-        raise InputError(path, f"obs[{label_key!r}] has missing labels")
-    return GEM(values, samples, genes, labels.astype(str).str.strip().to_numpy(), source=str(path))
+        raise InputError(source, "holds infinite values")
+    y = None
+    if labels is not None:
+        series = pd.Series(labels)
+        series.index = series.index.astype(str)
+        if series.isna().any():
+            raise InputError("labels", "has missing labels")
+        dup = _duplicates(series.index.tolist())
+        if dup:
+            raise InputError("labels", f"sample id {dup[0]!r} is labelled more than once")
+        y = attach_labels(samples, series.astype(str).str.strip(), Path(source), Path("labels"))
+    return GEM(values, samples, genes, y, source=source)
+
+
+def read_h5ad(path: str | Path, label_key: str | None, layer: str | None = None) -> GEM:
+    """Read an AnnData file; labels from ``obs[label_key]``, values from ``X`` or a layer."""
+    import anndata
+
+    path = check_file(path)
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as err:  # h5py raises many types for a file that is not HDF5
+        raise InputError(path, f"cannot be read as .h5ad ({type(err).__name__}: {err})") from None
+    return gem_from_anndata(adata, label_key, layer, source=str(path))
+
+
+def read_samples(path: str | Path, labels: str | Path | None = None,
+                 label_key: str | None = None, layer: str | None = None) -> GEM:
+    """Samples in any supported format, with or without labels: ``.h5ad`` (labels from
+    ``obs[label_key]``), an RNAseqDB file (genes x samples, ``Hugo_Symbol`` first) or a
+    GEMDiff matrix (samples x genes), the last two with an optional label file."""
+    if str(path).endswith(".h5ad"):
+        return read_h5ad(path, label_key, layer)
+    path = check_file(path)
+    if _read_header(path)[0] == "Hugo_Symbol":
+        p, genes, samples, values = _read_rnaseqdb_file(path)
+        gem = GEM(values, samples, genes, None, source=str(p))
+    else:
+        samples, genes, values = read_matrix(path)
+        gem = GEM(values, samples, genes, None, source=str(path))
+    if labels is not None:
+        gem = gem.with_labels(attach_labels(gem.samples, read_labels(labels), path,
+                                            Path(labels)))
+    return gem
+
+
+def read_text_rows(path: str | Path) -> list[list[str]]:
+    """Non-empty lines of a text file (gzip allowed), split on tabs and stripped."""
+    path = check_file(path)
+    try:
+        with open_text(path) as fh:
+            rows = [[f.strip() for f in ln.rstrip("\n").split("\t")] for ln in fh]
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot be read as text ({err})") from None
+    return [r for r in rows if any(r)]
 
 
 def read_gmt(path: str | Path) -> dict[str, list[str]]:
     """Read a GMT gene-set library: name, description, genes... per line."""
-    path = _check_file(path)
     sets: dict[str, list[str]] = {}
-    with _open_text(path) as fh:
-        for num, line in enumerate(fh, start=1):
-            parts = [p.strip() for p in line.rstrip("\n").split("\t")]
-            if not parts[0]:
-                continue
-            if len(parts) < 3:
-                raise InputError(path, f"line {num} is not 'name<TAB>description<TAB>genes...'")
-            genes = list(dict.fromkeys(g for g in parts[2:] if g))
-            sets[parts[0]] = genes
+    for num, parts in enumerate(read_text_rows(path), start=1):
+        if not parts[0]:
+            continue
+        if len(parts) < 3:
+            raise InputError(path, f"line {num} is not 'name<TAB>description<TAB>genes...'")
+        sets[parts[0]] = list(dict.fromkeys(g for g in parts[2:] if g))
     if not sets:
         raise InputError(path, "holds no gene sets")
     return sets

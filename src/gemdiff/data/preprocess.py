@@ -14,24 +14,18 @@ dividing by zero.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
-from gemdiff.errors import GemdiffError, InputError
+from gemdiff.common.choices import check_choice
+from gemdiff.common.errors import GemdiffError, InputError
+from gemdiff.data.io import dense
 
 InputScale = Literal["log2", "linear"]
 NanPolicy = Literal["replace", "drop"]
 Scaling = Literal["global", "per_gene"]
 ConstantGenes = Literal["error", "drop"]
-
-
-def check_choice(name: str, value: str, options: type) -> str:
-    """Raise a clear error unless ``value`` is one of the ``Literal`` options."""
-    valid = get_args(options)
-    if value not in valid:
-        raise GemdiffError(f"{name}={value!r} is not one of {', '.join(map(repr, valid))}")
-    return value
 
 
 def to_log2p1(values: np.ndarray, input_scale: InputScale, source: str = "") -> np.ndarray:
@@ -216,10 +210,18 @@ def constant_genes(values: np.ndarray, input_scale: InputScale, source: str = ""
                    chunk: int = 2048) -> np.ndarray:
     """Boolean mask of genes with one value in every sample, missing cells counting as
     unexpressed (so a gene with no value at all is constant). Works through the columns in
-    chunks: a whole-transcriptome matrix is never copied whole."""
+    chunks, of a dense or scipy sparse matrix: a whole-transcriptome matrix is never copied
+    whole."""
+    if hasattr(values, "tocsc"):
+        values = values.tocsc()  # column slices of a sparse matrix
+        if not np.isnan(values.data).any():
+            # log2(n + 1) of either scale is strictly increasing: a gene is constant exactly
+            # where its raw values are, implicit zeros included.
+            lo, hi = values.min(axis=0).toarray().ravel(), values.max(axis=0).toarray().ravel()
+            return lo == hi
     out = np.empty(values.shape[1], dtype=bool)
     for j in range(0, values.shape[1], chunk):
-        t = to_log2p1(values[:, j:j + chunk], input_scale, source)
+        t = to_log2p1(dense(values[:, j:j + chunk]), input_scale, source)
         out[j:j + chunk] = t.max(axis=0) == t.min(axis=0)
     return out
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gemdiff.data.preprocess import check_choice
+from gemdiff.common.choices import check_choice
 
 Tokenization = Literal["gene", "patch", "single"]
 TokenWeights = Literal["shared", "own"]

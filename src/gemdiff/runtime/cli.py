@@ -1,4 +1,4 @@
-"""Shared plumbing of the Hydra command-line apps: config location and user-error handling."""
+"""Shared plumbing of the Hydra command-line apps: user errors as one line, the run folder."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from gemdiff.errors import GemdiffError
-
-
-def config_dir() -> str:
-    """Absolute path of the Hydra configs: packaged with the wheel, or ``conf/`` of a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parents[1] / "conf"):
-        if (candidate / "train.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError(f"gemdiff configs not found next to {here}")
+from gemdiff.common.errors import GemdiffError
 
 
 def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
@@ -75,23 +66,6 @@ def hydra_output_dir() -> tuple[Path | None, str]:
         return None, ""
     hc = HydraConfig.get()
     return Path(hc.runtime.output_dir), hc.job.name
-
-
-def compose_config(overrides: list[str], output_dir: str | Path, config_name: str = "train"):
-    """Compose the real config outside a Hydra run (tests, notebooks, experiment drivers).
-
-    ``paths.output_dir`` is set to ``output_dir``, since no Hydra run folder exists.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
 
 
 def run_task(task, cfg) -> None:

@@ -18,20 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gemdiff.data.preprocess import check_choice
+from gemdiff.common.choices import check_choice
+from gemdiff.common.progress import progress_bar
 
 Schedule = Literal["linear", "cosine"]
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 CLEAN = -1  # level index of the data itself (alpha_bar = 1)
-
-
-def _shrunk(means: torch.Tensor, var_mean: torch.Tensor) -> torch.Tensor:
-    """Empirical-Bayes shrinkage of per-gene mean estimates toward 0: with a N(0, tau^2) prior
-    over genes and each estimate's own sampling variance s^2, the posterior mean is
-    m tau^2 / (tau^2 + s^2), tau^2 the genes' mean of m^2 - s^2 (at least 0). Per leading
-    index (label row, class): ``means``, ``var_mean`` are (..., n_genes)."""
-    tau2 = (means ** 2 - var_mean).mean(-1, keepdim=True).clamp(min=0)
-    return means * tau2 / (tau2 + var_mean).clamp(min=1e-30)
 
 
 def make_betas(schedule: str, timesteps: int) -> np.ndarray:
@@ -73,28 +65,25 @@ class GaussianDiffusion(nn.Module):
         T, the number of diffusion steps (1000 in the paper).
     clip_x0
         Clip each predicted x_0 to [-1, 1], the data's range, while sampling from noise (DDPM,
-        and DDIM decoding from noise in :func:`gemdiff.sample.generate`). Off by default: on
-        expression data it pulls genes near the range's ends inward (the C2ST against real
-        kidney data rose from 0.71 to 0.75 at 64 genes and from 0.75 to 0.80 at 256). DDIM
-        encode/decode for perturbation never clips, so that it stays invertible.
+        and DDIM decoding from noise). Off by default: on expression data it pulls genes near
+        the range's ends inward (``experiments/README.md``, baselines). DDIM encode/decode for
+        perturbation never clips, so that it stays invertible.
     prediction
         What the network predicts: ``eps``, the noise (the paper's), or ``v`` = sqrt(alpha_bar)
         eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022), whose loss weighs errors of the
-        predicted x_0 by 1 + SNR instead of SNR, more at high noise levels (on kidney data it
-        made no measurable difference, experiments/README.md). Samplers and the perturbation
-        always see eps: :meth:`eps` converts.
+        predicted x_0 by 1 + SNR instead of SNR, more at high noise levels. Samplers and the
+        perturbation always see eps: :meth:`eps` converts.
     scale
         The data are multiplied by ``scale`` before they are diffused, and samples divided by it
-        (Chen 2023, input scaling). On the [-1, 1] scale a gene varies within a class by an SD
-        of 0.05-0.3 against unit noise, so with ``scale`` 1 the spread within a class falls
-        under the noise (signal-to-noise ratio below 1) by t = 11-88 of 1000 on the linear
-        schedule; at ``scale`` 3, by t = 42-239. Inputs and outputs of every method are in data
-        units; only the latents of :meth:`ddim_encode` (and the ``x_t`` given to
-        :meth:`ddim_decode`) and the network's inputs are in diffused units.
+        (Chen 2023, input scaling): the spread of a gene within a class, small against unit
+        noise, then stays above the noise over more of the chain. Inputs and outputs of every
+        method are in data units; only the latents of :meth:`ddim_encode` (and the ``x_t``
+        given to :meth:`ddim_decode`) and the network's inputs are in diffused units.
     calibration, calibration_levels
         The network's mean output error on the training data, a (levels, n_classes + 1,
-        n_genes) table, and the timesteps of its rows: what :meth:`calibrate` measures after
-        training (kept in the checkpoint); None for none. :meth:`output_offset` reads it.
+        n_genes) table, and the timesteps of its rows: what
+        :func:`gemdiff.models.calibration.calibrate` measures after training (kept in the
+        checkpoint); None for none. :meth:`output_offset` reads it.
     """
 
     def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = False,
@@ -125,7 +114,7 @@ class GaussianDiffusion(nn.Module):
         self.register_buffer("calibration", None, persistent=False)
         self.register_buffer("calibration_levels", None, persistent=False)
         if calibration is not None:
-            self._set_calibration(torch.as_tensor(calibration),
+            self.set_calibration(torch.as_tensor(calibration),
                                   torch.as_tensor(calibration_levels))
 
     def config(self) -> dict:
@@ -138,7 +127,7 @@ class GaussianDiffusion(nn.Module):
 
     # ---- calibration ----------------------------------------------------------------------
 
-    def _set_calibration(self, table: torch.Tensor, levels: torch.Tensor) -> None:
+    def set_calibration(self, table: torch.Tensor, levels: torch.Tensor) -> None:
         levels = levels.to(torch.long)
         if table.ndim != 3 or levels.ndim != 1 or len(levels) != len(table) or len(levels) < 2 \
                 or bool((levels[1:] <= levels[:-1]).any()) or int(levels[0]) != 0 \
@@ -147,80 +136,6 @@ class GaussianDiffusion(nn.Module):
                              f"increasing levels from 0 to {self.timesteps - 1}")
         self.calibration = table.to(torch.float32)
         self.calibration_levels = levels
-
-    @torch.no_grad()
-    def calibrate(self, net: EpsFn, x: torch.Tensor, y: torch.Tensor, n_classes: int,
-                  null: int | None, rows: int = 640, levels: int = 41, seed: int = 0,
-                  shrink: bool = True, batch_rows: int = 16384, progress: bool = False) -> None:
-        """Measure the network's mean output error on training data, per noise level, class
-        and gene, for :meth:`output_offset` to remove while sampling.
-
-        The exact noise predictor satisfies E[eps_theta(x_t, t, y) | y] = E[eps] = 0 at every
-        t, over x_0 of class y and the noise (Tweedie's formula: its x_0 prediction averages to
-        the class's mean), and likewise for v. A trained network misses this by a small amount
-        per gene, which the sampler adds up over its steps into each gene's class mean (on
-        kidney data by 0.06-0.08 training SDs). Here the miss is averaged over the training
-        samples ``x`` (data units) of each class in ``y`` at ``levels`` timesteps spread evenly
-        over 0..T-1, with about ``rows`` noise draws per class and level: antithetic pairs
-        (a noise and its negative), round(rows / (2 n)) of them for each of the class's n
-        samples and at least one; a class of more than rows / 2 samples is measured on rows / 2
-        of them, drawn at random. The "no class" label ``null`` gets the last row, the classes'
-        errors with that label weighted by their share of the samples (None for an
-        unconditional network, whose rows are all that one).
-
-        With ``shrink`` each level's per-gene estimates for a label are shrunk toward 0 by their
-        own sampling noise, estimated from the spread of the pairs (empirical Bayes, see
-        :func:`_shrunk`): where the network's errors are no larger than that noise, as on the
-        breast example between t = 25 and 375, the table holds ~0 there instead of the noise,
-        and two calibrations with different seeds agree to 0.003 instead of 0.016 (RMS, in
-        noise units).
-        """
-        x = torch.as_tensor(x, dtype=torch.float32, device=self.betas.device) * self.scale
-        y = torch.as_tensor(y, dtype=torch.long, device=x.device)
-        counts = torch.bincount(y, minlength=n_classes)
-        if len(counts) > n_classes or bool((counts == 0).any()):
-            raise ValueError(f"calibration needs training samples of all {n_classes} classes, "
-                             f"got counts {counts.tolist()}")
-        gen = torch.Generator(device=x.device).manual_seed(seed)
-        picked = []
-        for c in range(n_classes):
-            idx = torch.nonzero(y == c).flatten()
-            if len(idx) > max(1, rows // 2):
-                idx = idx[torch.randperm(len(idx), generator=gen, device=x.device)[:rows // 2]]
-            picked.append(idx.repeat(max(1, round(rows / (2 * len(idx))))))
-        sel = torch.cat(picked)
-        xs, ys = x[sel], y[sel]
-        n_pairs = torch.bincount(ys, minlength=n_classes).to(torch.float64)[:, None]
-        share = (counts / counts.sum()).to(torch.float64)[:, None]
-        grid = self.ddim_levels(max(2, levels))[1:]  # evenly over 0..T-1
-        table = torch.zeros(len(grid), n_classes + 1, x.shape[1], dtype=torch.float64,
-                            device=x.device)
-        half = max(1, batch_rows // 2)
-        for i in _progress(range(len(grid)), progress, "calibrating"):
-            # Sums and sums of squares of each antithetic pair's mean error, per label row
-            # (0: the sample's class, 1: the "no class" label) and class.
-            sums = torch.zeros(2, 2, n_classes, x.shape[1], dtype=torch.float64, device=x.device)
-            for start in range(0, len(xs), half):
-                xb, yb = xs[start:start + half], ys[start:start + half]
-                # Antithetic draws: each noise and its negative, whose errors nearly cancel at
-                # low noise levels (the estimate's noise there falls from 0.03 to under 0.002).
-                noise = torch.randn(xb.shape, generator=gen, device=x.device)
-                x2, y2, n2 = torch.cat([xb, xb]), torch.cat([yb, yb]), torch.cat([noise, -noise])
-                t = torch.full((len(x2),), grid[i], dtype=torch.long, device=x.device)
-                x_t, target = self.q_sample(x2, t, n2), self._target(x2, t, n2)
-                labels = [(1, None)] if null is None else [(0, y2), (1, torch.full_like(y2, null))]
-                for row, lab in labels:
-                    err = (net(x_t, t, lab) - target).double()
-                    pair = 0.5 * (err[:len(xb)] + err[len(xb):])
-                    sums[row, 0].index_add_(0, yb, pair)
-                    sums[row, 1].index_add_(0, yb, pair ** 2)
-            means = sums[:, 0] / n_pairs
-            var_mean = (sums[:, 1] / n_pairs - means ** 2).clamp(min=0) / (n_pairs - 1).clamp(min=1)
-            if shrink:
-                means = _shrunk(means, var_mean)
-            table[i, -1] = (share * means[1]).sum(0)
-            table[i, :n_classes] = means[0] if null is not None else table[i, -1]
-        self._set_calibration(table, torch.tensor(grid))
 
     def output_offset(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
         """The calibrated mean error of the network's output at each row's timestep and label
@@ -275,10 +190,10 @@ class GaussianDiffusion(nn.Module):
             t = torch.randint(self.timesteps, (x0.shape[0],), device=x0.device)
         if noise is None:
             noise = torch.randn_like(x0)
-        target = self._target(x0, t, noise)
+        target = self.target(x0, t, noise)
         return torch.mean((target - eps_fn(self.q_sample(x0, t, noise), t, y)) ** 2)
 
-    def _target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """What the network should output at x_t = q_sample(x0, t, noise): the noise, or v."""
         if self.prediction == "eps":
             return noise
@@ -318,7 +233,7 @@ class GaussianDiffusion(nn.Module):
                     progress: bool = False) -> DiffusionOutput:
         """Ancestral sampling from x_T ~ N(0, I) through all T steps; samples in data units."""
         x = torch.randn(shape, generator=generator, device=device)
-        for t in _progress(range(self.timesteps - 1, -1, -1), progress, "DDPM sampling"):
+        for t in progress_bar(range(self.timesteps - 1, -1, -1), progress, "DDPM sampling"):
             x = self.ddpm_step(eps_fn, x, t, y, generator)
         return DiffusionOutput(x / self.scale)
 
@@ -362,7 +277,7 @@ class GaussianDiffusion(nn.Module):
             out.levels.append(path[0])
             out.trajectory.append(x / self.scale)
         tt = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-        for i in _progress(range(len(path) - 1), progress, desc):
+        for i in progress_bar(range(len(path) - 1), progress, desc):
             level, next_level = path[i], path[i + 1]
             # The network is evaluated at the current level; at the data level (alpha_bar = 1)
             # it is asked at t = 0, the nearest level it was trained on.
@@ -395,10 +310,3 @@ class GaussianDiffusion(nn.Module):
         out.x = out.x / self.scale
         return out
 
-
-def _progress(it, enabled: bool, desc: str):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False, mininterval=0.5)

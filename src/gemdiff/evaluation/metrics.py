@@ -1,5 +1,8 @@
 """Metrics for generated and perturbed expression against real data (vectorised, no Python loops
 over sample pairs). Inputs are arrays on the model's scaled [-1, 1] scale unless stated.
+
+torch (for the pairwise distances of the MMDs) is imported where it is used, so that the gene
+set screen's workers, which need only :func:`silhouette`, start without it.
 """
 
 from __future__ import annotations
@@ -7,20 +10,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score, silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import SVC
 
+from gemdiff.evaluation.embedding import UmapParams, umap_2d
 
-def _t(a) -> torch.Tensor:
+
+def _t(a):
+    import torch
+
     return torch.as_tensor(np.asarray(a), dtype=torch.float64)
 
 
-def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances, (n, m)."""
+def _sq_dists(a, b):
+    """Pairwise squared Euclidean distances, (n, m) torch tensors."""
+    import torch
+
     return torch.cdist(a, b).pow(2)
 
 
@@ -32,9 +40,9 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, gamma: float | None = None) -> float:
     """
     xt, yt = _t(x), _t(y)
     gamma = 1.0 / xt.shape[1] if gamma is None else gamma
-    kxx = torch.exp(-gamma * _sq_dists(xt, xt)).mean()
-    kyy = torch.exp(-gamma * _sq_dists(yt, yt)).mean()
-    kxy = torch.exp(-gamma * _sq_dists(xt, yt)).mean()
+    kxx = (-gamma * _sq_dists(xt, xt)).exp().mean()
+    kyy = (-gamma * _sq_dists(yt, yt)).exp().mean()
+    kxy = (-gamma * _sq_dists(xt, yt)).exp().mean()
     return float(kxx + kyy - 2 * kxy)
 
 
@@ -43,6 +51,8 @@ def mmd_multiscale(
 ) -> float:
     """Squared MMD averaged over Gaussian kernels whose bandwidths are ``scales`` times the
     median pairwise distance of the pooled samples (the median heuristic)."""
+    import torch
+
     xt, yt = _t(x), _t(y)
     pooled = torch.cat([xt, yt])
     d2 = _sq_dists(pooled, pooled)
@@ -50,7 +60,7 @@ def mmd_multiscale(
     n = len(xt)
     total = 0.0
     for s in scales:
-        k = torch.exp(-d2 / (2 * (s * median) ** 2))
+        k = (-d2 / (2 * (s * median) ** 2)).exp()
         total += float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
     return total / len(scales)
 
@@ -96,8 +106,8 @@ def corr_slope(synthetic: np.ndarray, y_syn: np.ndarray, real: np.ndarray,
     1: kept; 0: the genes are sampled independently. Read it against new real samples of the
     same classes (``corr_slope_real`` of :func:`augmentation_metrics`): with few training
     samples their correlations are noisy estimates, which new real samples do not repeat, so a
-    generator of the true distribution reads below 1 (about 0.5-0.6 on 40-sample kidney
-    classes) and one that copies the training correlations reads 1. Pairs with a constant gene
+    generator of the true distribution reads below 1 and one that copies the training
+    correlations reads 1. Pairs with a constant gene
     are left out; NaN where no pair is left. Above ``max_genes`` genes a seeded random subset
     of that many is used (about 2 million pairs; a whole transcriptome's 20,000 genes would
     need gigabytes per correlation matrix)."""
@@ -120,22 +130,27 @@ def corr_slope(synthetic: np.ndarray, y_syn: np.ndarray, real: np.ndarray,
     return float(np.mean(slopes)) if slopes else float("nan")
 
 
+def sd_ratio(synthetic: np.ndarray, y_syn: np.ndarray, real: np.ndarray,
+             y_real: np.ndarray) -> float:
+    """How wide the synthetic samples are: the median over the classes both hold at least 2
+    samples of and over the genes of the synthetic samples' SD over the real samples' (genes
+    constant in the real class left out). 1: as wide; below 1: too narrow."""
+    ratios = []
+    for c in np.intersect1d(np.unique(y_syn), np.unique(y_real)):
+        a, b = real[y_real == c], synthetic[y_syn == c]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        sd = a.std(axis=0, ddof=1)
+        ratios.append(b.std(axis=0, ddof=1)[sd > 0] / sd[sd > 0])
+    return float(np.median(np.concatenate(ratios))) if ratios else float("nan")
+
+
 def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
-    """Silhouette score by class in gene space (Euclidean)."""
-    if len(np.unique(labels)) < 2:
+    """Silhouette score by class (Euclidean), of samples or of an embedding; NaN where it is
+    undefined (one class, or all points the same)."""
+    if len(np.unique(labels)) < 2 or len(np.unique(x, axis=0)) < 2:
         return float("nan")
     return float(silhouette_score(x, labels))
-
-
-def umap_embed(
-    x: np.ndarray, n_neighbors: int = 90, min_dist: float = 0.3, seed: int = 0
-) -> np.ndarray:
-    """2-D UMAP (the paper's n_neighbors=90, min_dist=0.3; fewer neighbours for small data)."""
-    import umap
-
-    n_neighbors = max(2, min(n_neighbors, len(x) - 1))
-    return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
-                     n_jobs=1).fit_transform(x)
 
 
 def random_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +176,7 @@ class AugmentationMetrics:
     dcr_ratio: float
     corr_slope: float
     corr_slope_real: float
+    sd_ratio: float
     silhouette: float
     silhouette_real: float
     silhouette_umap: float | None = None
@@ -179,7 +195,8 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
     ``c2st_auc``: real test vs synthetic (null: two halves of real test). ``corr_slope``: the
     share of real train's within-class gene-gene correlations the synthetic samples keep (the
     test split is too small to estimate correlations on in many datasets); ``corr_slope_real``:
-    the same for real test, what new real samples keep.
+    the same for real test, what new real samples keep. ``sd_ratio``: the median over classes
+    and genes of the synthetic samples' SD over real train's (:func:`sd_ratio`).
     """
     mmd = mmd_rbf(x_syn, x_test)
     base = mmd_rbf(x_train, x_test)
@@ -190,7 +207,7 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         tstr = fit_svm(x_syn, y_syn).score(x_test, y_test)
     sil_umap = None
     if with_umap:
-        sil_umap = silhouette(umap_embed(x_syn, seed=seed), y_syn)
+        sil_umap = silhouette(umap_2d(x_syn, UmapParams(seed=seed)), y_syn)
     return AugmentationMetrics(
         mmd=mmd, mmd_baseline=base, mmd_ratio=mmd / base if base > 0 else float("inf"),
         mmd_null=mmd_rbf(x_test[a], x_test[b]),
@@ -203,6 +220,7 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         dcr_ratio=dcr_ratio(x_syn, x_train, x_test),
         corr_slope=corr_slope(x_syn, y_syn, x_train, y_train),
         corr_slope_real=corr_slope(x_test, y_test, x_train, y_train),
+        sd_ratio=sd_ratio(x_syn, y_syn, x_train, y_train),
         silhouette=silhouette(x_syn, y_syn),
         silhouette_real=silhouette(x_test, y_test),
         silhouette_umap=sil_umap,

@@ -10,10 +10,12 @@ from typing import Any
 import lightning as L
 import torch
 
-from gemdiff import constants as K
-from gemdiff.errors import GemdiffError, TrainingDiverged
+from gemdiff.common import constants as K
+from gemdiff.common.errors import GemdiffError, TrainingDiverged
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
-from gemdiff.models.gaussian import GaussianDiffusion
+from gemdiff.models.diffusion import GaussianDiffusion
+from gemdiff.models.generators import DiffusionGenerator
+from gemdiff.training.checkpoint import add_section
 
 
 RNG_KEY = "torch_rng_state"
@@ -44,7 +46,7 @@ class GEMDiffModule(L.LightningModule):
         Keyword arguments of :class:`~gemdiff.models.denoiser.DenoiserConfig` (width, depth,
         tokenisation, ...). ``conditional=False`` in it trains an unconditional model.
     diffusion
-        The :class:`~gemdiff.models.gaussian.GaussianDiffusion` (schedule and T).
+        The :class:`~gemdiff.models.diffusion.GaussianDiffusion` (schedule and T).
     p_uncond
         Probability of replacing a label by the "no class" token during training, which
         teaches the same network the unconditional prediction (classifier-free guidance).
@@ -87,6 +89,10 @@ class GEMDiffModule(L.LightningModule):
         self.metadata: dict[str, Any] = {}
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
+
+    def trained_generator(self) -> DiffusionGenerator:
+        """The generator these weights make (shares the modules, changes no mode)."""
+        return DiffusionGenerator(self.denoiser, self.diffusion)
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
         if self.denoiser.class_emb is None:
@@ -168,11 +174,7 @@ class GEMDiffModule(L.LightningModule):
         # The global generator draws the timesteps, the noise and the label dropout; saving its
         # state lets a resumed run continue with exactly the draws an uninterrupted one makes.
         checkpoint[RNG_KEY] = torch.get_rng_state()
-        checkpoint[K.CKPT_SECTION] = {
-            "denoiser": self.denoiser.config.to_dict(),
-            "diffusion": self.diffusion.config(),
-            **self.metadata,
-        }
+        add_section(checkpoint, self.trained_generator(), self.metadata)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if RNG_KEY in checkpoint:

@@ -10,64 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import silhouette_score
-from sklearn.neighbors import NearestNeighbors
 
-from gemdiff.data.preprocess import check_choice
+from gemdiff.common.choices import check_choice
+from gemdiff.evaluation.embedding import UmapParams, umap_2d
+from gemdiff.evaluation.metrics import silhouette
 
-Knn = Literal["exact", "umap"]
 Balanced = Literal["embedding", "refit", "none"]
 Score = Literal["umap", "gene"]
-
-
-@dataclass(frozen=True)
-class UmapParams:
-    """UMAP settings of the screen.
-
-    ``n_epochs`` of optimisation (UMAP's own default is 500 below 10,000 samples; fewer epochs
-    are much faster for a small cost in agreement, see ``benchmarks/screen_speed.py``).
-    ``knn``: ``exact`` passes neighbours computed by scikit-learn to UMAP (``precomputed_knn``),
-    ``umap`` lets UMAP find them itself.
-    """
-
-    n_neighbors: int = 90
-    min_dist: float = 0.3
-    n_epochs: int | None = 100
-    knn: str = "exact"
-    seed: int = 0
-
-    def __post_init__(self):
-        check_choice("umap.knn", self.knn, Knn)
-
-
-def umap_2d(x: np.ndarray, p: UmapParams) -> np.ndarray:
-    """Seeded 2-D UMAP of the rows of ``x`` (fewer neighbours when there are few rows)."""
-    import umap
-
-    k = max(2, min(p.n_neighbors, len(x) - 1))
-    knn = None
-    if p.knn == "exact":
-        dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
-        knn = (idx, dist, None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # n_jobs forced to 1 by the seed; disconnected graphs
-        reducer = umap.UMAP(n_neighbors=k, min_dist=p.min_dist, n_epochs=p.n_epochs,
-                            random_state=p.seed, n_jobs=1, precomputed_knn=knn or (None,) * 3)
-        return reducer.fit_transform(x)
-
-
-def class_silhouette(x: np.ndarray, y: np.ndarray) -> float:
-    """Silhouette score by class (Euclidean); NaN when it is undefined."""
-    if len(np.unique(y)) < 2 or len(np.unique(x, axis=0)) < 2:
-        return float("nan")
-    return float(silhouette_score(x, y))
 
 
 def balanced_rows(y: np.ndarray, seed: int) -> np.ndarray:
@@ -88,17 +43,17 @@ def score_subset(x: np.ndarray, y: np.ndarray, balanced: np.ndarray | None,
     those rows of the embedding of all samples; ``refit``: their own UMAP) and
     ``silhouette_gene`` the silhouette in gene space.
     """
-    gene = class_silhouette(x, y)
+    gene = silhouette(x, y)
     if score == "gene":
         out = {"silhouette": gene}
         if balanced is not None:
-            out["silhouette_balanced"] = class_silhouette(x[balanced], y[balanced])
+            out["silhouette_balanced"] = silhouette(x[balanced], y[balanced])
         return out | {"silhouette_gene": gene}
     emb = umap_2d(x, umap)
-    out = {"silhouette": class_silhouette(emb, y)}
+    out = {"silhouette": silhouette(emb, y)}
     if balanced is not None:
         emb_b = umap_2d(x[balanced], umap) if balanced_mode == "refit" else emb[balanced]
-        out["silhouette_balanced"] = class_silhouette(emb_b, y[balanced])
+        out["silhouette_balanced"] = silhouette(emb_b, y[balanced])
     return out | {"silhouette_gene": gene}
 
 

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from gemdiff.errors import InputError
+from gemdiff.common.errors import InputError
+from gemdiff.data.io import read_text_rows
 
 _GENE_NAME = re.compile(r"uniprotkb:([^|()]+)\(gene name\)")
 _MISCORE = re.compile(r"intact-miscore:([0-9.eE+-]+)")
@@ -30,9 +31,10 @@ def _float(text: str) -> float:
         return float("nan")
 
 
-def read_edges(path: str | Path, rows: list[list[str]]) -> pd.DataFrame:
+def read_edges(path: str | Path) -> pd.DataFrame:
     """Undirected edges ``a``, ``b`` (sorted pair, no self-loops, no duplicates) and ``score``
-    (NaN when the file has none) from the split lines of an interaction file."""
+    (NaN when the file has none) of an interaction file."""
+    rows = read_text_rows(path)
     if not rows:
         raise InputError(path, "holds no interactions")
     head = [h.lstrip("#").strip().lower() for h in rows[0]]

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from gemdiff.sweep import in_multirun
+from gemdiff.runtime.sweep import in_multirun
 
 
 def run_group(task: str) -> str:
@@ -46,7 +45,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
 
 
 def log_results(cfg: DictConfig, out: str | Path, metrics: Mapping[str, Any],
-                images: Sequence[Path] = (), tables: Mapping[str, pd.DataFrame] | None = None
+                images: Sequence[Path] = (), tables: Mapping[str, Any] | None = None
                 ) -> None:
     """Log an app's results as a W&B run when the app was asked to (``wandb=true``): its
     resolved config, scalar metrics as the summary, the figures and the tables."""

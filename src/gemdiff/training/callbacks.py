@@ -1,8 +1,7 @@
-"""Lightning callbacks of the training app (checkpoints, loss history) and the checkpoint writer."""
+"""Lightning callbacks of training (checkpoints, loss history) and the checkpoint writer."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from gemdiff.outputs import write_table
+from gemdiff.common.files import write_table
+from gemdiff.training.checkpoint import save_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,17 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_checkpoint(checkpoint, path)
 
 
 class Checkpoint(ModelCheckpoint):
@@ -109,7 +99,7 @@ class LossHistory(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if not self.train:
             return
-        from gemdiff import plots
+        from gemdiff.evaluation import plots
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         rows = [(s, "train", v) for s, v in self.train] + [(s, "val", v) for s, v in self.val]

@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,9 +41,11 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def job_rows(sweep_dir: str | Path) -> pd.DataFrame:
+def job_rows(sweep_dir: str | Path):
     """A row per job folder of a sweep (one holding ``.hydra/overrides.yaml``): its overrides,
-    whether it finished, and the figures of its result files."""
+    whether it finished, and the figures of its result files (a pandas table)."""
+    import pandas as pd
+
     rows = []
     for overrides_file in sorted(Path(sweep_dir).rglob(".hydra/overrides.yaml")):
         job = overrides_file.parent.parent
@@ -74,7 +75,7 @@ class SweepSummary(Callback):
         table = job_rows(sweep_dir)
         if table.empty:
             return
-        from gemdiff.outputs import write_table
+        from gemdiff.common.files import write_table
 
         write_table(table, sweep_dir / SUMMARY)
         log.info("%d of %d jobs finished; summary: %s", int(table.finished.sum()), len(table),

@@ -1,0 +1,400 @@
+"""The Python API: a GEMDiff model object built from AnnData, a DataFrame or files.
+
+    model = GEMDiff.from_anndata(adata, label_key="phenotype", n_genes=16)
+    model.fit(max_steps=3000)
+    model.save("breast_model"); model = GEMDiff.load("breast_model")
+    synth = model.sample(n_per_class=100)
+    moved = model.perturb(new_adata, source="tumor", target="normal")
+
+Training composes the same config tree as ``python -m gemdiff.train`` and runs the same code;
+``gemdiff.sample`` and ``gemdiff.perturb`` are shells over :meth:`GEMDiff.sample` and
+:meth:`GEMDiff.perturb`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gemdiff.common.errors import GemdiffError, InputError, OutputExistsError
+from gemdiff.data.io import GEM, as_gem, gem_from_anndata, gem_from_dataframe, read_gemdiff
+
+MODEL_FILE = "model.ckpt"
+HISTORY_FILE = "loss.tsv"
+DATA_KEYS = ("genes", "n_genes", "gmt", "gene_set", "subset_size", "subset_index",
+             "exclusive_subsets", "input_scale", "nan_policy", "scaling", "constant_genes",
+             "classes", "test_size", "train_fraction", "permute_labels", "batch_size")
+SELECTION_KEYS = ("genes", "n_genes", "gene_set")  # one way of choosing genes at a time
+
+
+class GEMDiff:
+    """A GEMDiff model of one gene expression matrix with labelled phenotypes.
+
+    Build one from data (:meth:`from_anndata`, :meth:`from_dataframe`, :meth:`from_files`,
+    :meth:`from_config`), train it (:meth:`fit`), keep it (:meth:`save`, :meth:`load`) and
+    use it: :meth:`sample` draws synthetic expression per phenotype, :meth:`perturb` carries
+    samples of one phenotype to another. Results are AnnData in the input's units.
+
+    Data options (keyword arguments of the constructors) are the ``data.*`` keys of the
+    config: ``n_genes``, ``genes``, ``gmt`` with ``gene_set`` (and ``subset_index``),
+    ``input_scale`` (``log2`` or ``linear``), ``nan_policy``, ``scaling``, ``classes``,
+    ``test_size``, ``train_fraction``, ``constant_genes``, ``batch_size``, ...
+    """
+
+    def __init__(self, matrix: GEM | None = None, test_matrix: GEM | None = None,
+                 data: str = "memory", **data_options: Any):
+        unknown = sorted(set(data_options) - set(DATA_KEYS))
+        if unknown:
+            raise GemdiffError(f"unknown data option {unknown[0]!r}; the options are "
+                               f"{', '.join(DATA_KEYS)}")
+        self._matrices = (matrix, test_matrix)
+        self._data = data
+        self._data_options = data_options
+        self._checkpoint: dict | None = None
+        self._model = None  # the TrainedModel, once fitted or loaded
+        self.history: pd.DataFrame | None = None  # the loss history of fit
+        self.training: dict | None = None  # the training summary of fit
+
+    # ---- data --------------------------------------------------------------------------
+
+    @classmethod
+    def from_anndata(cls, adata, label_key: str, layer: str | None = None, *,
+                     test_adata=None, **data_options: Any) -> "GEMDiff":
+        """From an AnnData (samples x genes; ``X`` or ``layers[layer]``, dense or sparse) with
+        labels in ``obs[label_key]``; ``test_adata`` is a separate test split. Genes are
+        selected before anything is densified."""
+        test = None if test_adata is None else gem_from_anndata(test_adata, label_key, layer,
+                                                                "test AnnData")
+        return cls(gem_from_anndata(adata, label_key, layer), test, **data_options)
+
+    @classmethod
+    def from_dataframe(cls, df: pd.DataFrame, labels: pd.Series, *,
+                       test_df: pd.DataFrame | None = None, test_labels: pd.Series | None = None,
+                       **data_options: Any) -> "GEMDiff":
+        """From a samples x genes DataFrame (index: sample ids) and its labels (a Series by
+        sample id)."""
+        test = None if test_df is None else gem_from_dataframe(test_df, test_labels,
+                                                               "test DataFrame")
+        return cls(gem_from_dataframe(df, labels), test, **data_options)
+
+    @classmethod
+    def from_files(cls, matrix: str | Path, labels: str | Path,
+                   test_matrix: str | Path | None = None, test_labels: str | Path | None = None,
+                   **data_options: Any) -> "GEMDiff":
+        """From GEMDiff-format files: a samples x genes matrix and a ``sample<TAB>label`` file
+        (and optionally a test pair)."""
+        test = None if test_matrix is None else read_gemdiff(test_matrix, test_labels)
+        return cls(read_gemdiff(matrix, labels), test, **data_options)
+
+    @classmethod
+    def from_config(cls, data: str = "synthetic", **data_options: Any) -> "GEMDiff":
+        """From a dataset config of ``conf/data/`` (``synthetic``, ``breast``, ``kidney``,
+        ...), read as ``gemdiff.train data=<data>`` reads it."""
+        return cls(None, None, data, **data_options)
+
+    # ---- training ----------------------------------------------------------------------
+
+    def config(self, max_steps: int | None = None, overrides: Sequence[str] = (),
+               seed: int = 0, output_dir: str | Path = ".", progress: bool = True):
+        """The composed training config: ``conf/train.yaml`` with this model's data, then
+        ``overrides`` (any ``key=value`` or ``group=option`` of ``gemdiff.train``)."""
+        from omegaconf import open_dict
+
+        from gemdiff.common.config import compose_config
+
+        given = [o.split("=")[0].lstrip("+~") for o in overrides]
+        defaults = [f"seed={seed}", f"trainer.enable_progress_bar={str(progress).lower()}"]
+        if "logger" not in given:
+            defaults.append("logger=none")
+        if max_steps is not None:
+            defaults.append(f"trainer.max_steps={int(max_steps)}")
+        cfg = compose_config([f"data={self._data}", *defaults, *overrides], output_dir)
+        with open_dict(cfg):
+            if any(k in self._data_options for k in SELECTION_KEYS):
+                for key in SELECTION_KEYS:  # the dataset config's own choice gives way
+                    cfg.data[key] = None
+            for key, value in self._data_options.items():
+                cfg.data[key] = list(value) if isinstance(value, (tuple, list)) else value
+            if self._matrices[0] is not None:
+                gem = self._matrices[0]
+                cfg.data.source.description = (f"{gem.source}: {len(gem.samples)} samples x "
+                                               f"{len(gem.genes)} genes")
+        return cfg
+
+    def fit(self, max_steps: int | None = None, *, overrides: Sequence[str] = (),
+            seed: int = 0, progress: bool = True,
+            output_dir: str | Path | None = None) -> "GEMDiff":
+        """Train (GEMDiff by default; ``overrides=["model=gaussian"]`` fits a baseline).
+
+        Runs what ``python -m gemdiff.train`` runs, into ``output_dir`` (checkpoints, loss
+        history), or into a temporary folder removed afterwards. Returns the model itself.
+        """
+        import hydra
+
+        from gemdiff.training.checkpoint import read_checkpoint, trained_model
+        from gemdiff.training.fit import prepare_run
+
+        with tempfile.TemporaryDirectory(prefix="gemdiff-fit-") as tmp:
+            out = Path(output_dir) if output_dir is not None else Path(tmp)
+            cfg = self.config(max_steps, overrides, seed, out, progress)
+            datamodule = None
+            if self._matrices[0] is not None:
+                # set after instantiation: Hydra would turn the GEM dataclasses into configs
+                datamodule = hydra.utils.instantiate(cfg.data)
+                datamodule.matrices = self._matrices
+            result = prepare_run(cfg, datamodule).fit(out, progress)
+            if result.checkpoint is None:
+                raise GemdiffError(f"training wrote no checkpoint into {out}")
+            self._checkpoint = read_checkpoint(result.checkpoint)
+            self._model = trained_model(self._checkpoint, result.checkpoint)
+            history = out / HISTORY_FILE
+            self.history = pd.read_csv(history, sep="\t") if history.is_file() else None
+            self.training = result.to_dict()
+        return self
+
+    # ---- keeping -----------------------------------------------------------------------
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the model into folder ``path`` (``model.ckpt``, with the data it was trained
+        and tested on, and ``loss.tsv``): :meth:`load` needs nothing else."""
+        from gemdiff.common.files import write_table
+        from gemdiff.training.checkpoint import save_checkpoint
+
+        self._trained()
+        path = Path(path)
+        if (path / MODEL_FILE).exists() and not overwrite:
+            raise OutputExistsError(path, f"already holds a saved model ({MODEL_FILE}); pass "
+                                          "overwrite=True to replace it")
+        path.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self._checkpoint, path / MODEL_FILE)
+        if self.history is not None:
+            write_table(self.history, path / HISTORY_FILE)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GEMDiff":
+        """A model saved by :meth:`save` (its folder), or a checkpoint of ``gemdiff.train``."""
+        from gemdiff.training.checkpoint import read_checkpoint, trained_model
+
+        path = Path(path)
+        file = path / MODEL_FILE if path.is_dir() else path
+        if path.is_dir() and not file.is_file():
+            raise InputError(path, f"holds no saved model ({MODEL_FILE})")
+        model = cls()
+        model._checkpoint = read_checkpoint(file)
+        model._model = trained_model(model._checkpoint, file)
+        history = file.parent / HISTORY_FILE
+        if path.is_dir() and history.is_file():
+            model.history = pd.read_csv(history, sep="\t")
+        return model
+
+    # ---- what it is --------------------------------------------------------------------
+
+    def _trained(self):
+        if self._model is None:
+            raise GemdiffError("the model is not trained yet: call fit() or GEMDiff.load()")
+        return self._model
+
+    @property
+    def genes(self) -> list[str]:
+        return list(self._trained().genes)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._trained().classes)
+
+    @property
+    def kind(self) -> str:
+        """The kind of generator: ``diffusion`` (GEMDiff), ``gaussian`` or ``wgan``."""
+        return self._trained().kind
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The resolved config the model was trained with (as ``gemdiff.train`` saw it)."""
+        return dict(self._trained().config)
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps the model was trained for (0 for a closed-form baseline)."""
+        self._trained()
+        return int(self._checkpoint.get("global_step", 0))
+
+    def __repr__(self) -> str:
+        if self._model is None:
+            return f"GEMDiff(untrained, data={self._data!r})"
+        m = self._model
+        return f"GEMDiff({m.kind}, {len(m.genes)} genes, classes {', '.join(m.classes)})"
+
+    def reference(self):
+        """The samples the model was trained and tested on, as AnnData in input units
+        (``obs["split"]``: train or test)."""
+        import anndata
+
+        data = self._trained().data()
+        x = np.concatenate([data.x_train, data.x_test])
+        y = np.concatenate([data.y_train, data.y_test])
+        obs = pd.DataFrame({"label": pd.Categorical([data.classes[i] for i in y],
+                                                    categories=data.classes),
+                            "split": ["train"] * len(data.y_train) + ["test"] * len(data.y_test)},
+                           index=pd.Index(data.train_ids + data.test_ids, dtype=str))
+        return anndata.AnnData(X=data.preprocessor.inverse_transform(x), obs=obs,
+                               var=pd.DataFrame(index=pd.Index(data.genes, dtype=str)))
+
+    def _provenance(self, command: str, **options: Any) -> dict[str, Any]:
+        import gemdiff
+
+        m = self._trained()
+        return {"command": command, "gemdiff_version": gemdiff.__version__, "model": m.kind,
+                "checkpoint": m.source, "n_genes": len(m.genes), "classes": list(m.classes),
+                **{k: v for k, v in options.items() if v is not None}}
+
+    # ---- using -------------------------------------------------------------------------
+
+    def sample(self, n_per_class: int | Mapping[str, int] | None = None, *,
+               sampler: str = "ddpm", ddim_steps: int = 100, guidance: float = 1.0,
+               seed: int = 0, batch_size: int = 4096, metrics: bool = True, umap: bool = True,
+               progress: bool = False):
+        """Synthetic expression per class (augmentation), as AnnData in input units.
+
+        ``n_per_class``: samples of every class (or a number per class name); None draws the
+        test split's class counts. ``sampler``, ``ddim_steps`` and ``guidance`` concern
+        diffusion models. With ``metrics``, ``uns["metrics"]`` scores the samples against the
+        real test split; with ``umap``, ``obsm["X_umap"]`` embeds them with it.
+        """
+        from gemdiff.models.generators import SampleOptions
+        from gemdiff.tools.results import synthetic_result
+        from gemdiff.tools.sampling import labels_to_generate, sample_scaled
+
+        model = self._trained()
+        data = model.data()
+        options = SampleOptions(sampler, ddim_steps, guidance, batch_size, progress)
+        labels = labels_to_generate(model.classes, data.y_test, n_per_class)
+        synth = sample_scaled(model, labels, seed, options)
+        described = model.generator.describe_sampling(options)
+        adata = synthetic_result(data, synth, labels, seed, metrics, umap,
+                                 self._provenance("sample", seed=seed, **described))
+        if metrics:
+            adata.uns["metrics"] |= {"model": model.kind, **described}
+        return adata
+
+    def score(self, synthetic, seed: int = 0) -> dict[str, Any]:
+        """The augmentation metrics of synthetic samples (an AnnData with ``obs["label"]``, in
+        input units, such as :meth:`sample` returns) against the model's real data."""
+        from gemdiff.tools.results import synthetic_result
+
+        model = self._trained()
+        data = model.data()
+        gem = as_gem(synthetic, label_key="label")
+        missing = [g for g in model.genes if g not in set(gem.genes)]
+        if missing:
+            raise InputError(gem.source, f"lacks {len(missing)} of the model's "
+                                         f"{len(model.genes)} genes, e.g. {missing[0]!r}")
+        y = np.array([model.class_index(c, gem.source) for c in gem.labels], dtype=np.int64)
+        x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
+        return dict(synthetic_result(data, x, y, seed, umap=False).uns["metrics"])
+
+    def perturb(self, samples=None, source: str | None = None, target: str | None = None, *,
+                label_key: str | None = None, layer: str | None = None, labels=None,
+                split: str = "test", map: str | Any = "bridge", ddim_steps: int = 250,
+                t_end: int = 990, guidance: float = 1.0, core_k: float = 1.0, seed: int = 0,
+                metrics: bool = True, umap: bool = True, trajectory: int = 0,
+                progress: bool = False):
+        """Carry samples of phenotype ``source`` to ``target`` and score the genes that move.
+
+        ``samples``: new samples (an AnnData, a samples x genes DataFrame or a file; genes
+        matched by name) or None for the model's own ``split`` (test, train or all). Where
+        the samples carry labels (``label_key`` of an AnnData, ``labels`` of a DataFrame or a
+        file) only those of ``source`` are moved, else all of them. ``map``: ``bridge``
+        (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``), ``mean_shift`` or
+        ``ot``. Returns AnnData: the moved samples in ``X``, the originals in
+        ``layers["original"]``, per-gene scores in ``var`` (``core`` above mean + ``core_k``
+        SD), metrics in ``uns``; ``trajectory`` records that many bridge states per direction.
+        """
+        from gemdiff.tools.results import perturbation_result
+
+        model = self._trained()
+        src, tgt = self._source_target(source, target)
+        data = model.data()
+        if samples is None:
+            x, ids, x_target, x_ref = _split_samples(data, split, src, tgt)
+        else:
+            x, ids = self._new_samples(samples, model.classes[src], label_key, layer, labels)
+            x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
+        moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance)
+        res = moving.apply(model, x, src, tgt, record=trajectory, progress=progress)
+        options = {"map": moving.name, "source": model.classes[src], "target": model.classes[tgt],
+                   "split": split if samples is None else "given samples", "seed": seed,
+                   **dataclasses.asdict(moving)}
+        adata = perturbation_result(data, res, ids, src, tgt, x_target, x_ref, core_k, seed,
+                                    metrics, umap, self._provenance("perturb", **options))
+        if metrics:
+            adata.uns["metrics"] |= options | {"core_k": core_k}
+        return adata
+
+    def _source_target(self, source: str | None, target: str | None) -> tuple[int, int]:
+        model = self._trained()
+        if source is None:
+            raise GemdiffError(f"give source=, the class to move (one of "
+                               f"{', '.join(model.classes)})")
+        src = model.class_index(source)
+        if target is None:
+            others = [c for c in model.classes if c != source]
+            if len(others) != 1:
+                raise GemdiffError(f"give target=, one of {', '.join(others)}")
+            target = others[0]
+        tgt = model.class_index(target)
+        if src == tgt:
+            raise GemdiffError(f"source and target are both {source!r}")
+        return src, tgt
+
+    def _new_samples(self, samples, source: str, label_key: str | None, layer: str | None,
+                     labels) -> tuple[np.ndarray, list[str]]:
+        """The model's genes of new samples (those labelled ``source`` where they carry
+        labels), scaled as the model's data."""
+        model = self._trained()
+        gem = as_gem(samples, labels, label_key, layer)
+        present = set(gem.genes)
+        missing = [g for g in model.genes if g not in present]
+        if missing:
+            raise InputError(gem.source, f"lacks {len(missing)} of the model's "
+                                         f"{len(model.genes)} genes, e.g. {missing[0]!r}")
+        if gem.labels is not None:
+            rows = np.flatnonzero(gem.labels == source)
+            if not len(rows):
+                raise InputError(gem.source, f"has no sample labelled {source!r} (its labels "
+                                             f"are {', '.join(gem.classes)})")
+            gem = gem.take_samples(rows)
+        if not gem.samples:
+            raise InputError(gem.source, "holds no samples")
+        values = gem.take_genes(model.genes).values
+        return model.preprocessor.transform(values, gem.source), list(gem.samples)
+
+
+def _split_samples(data, split: str, src: int, tgt: int):
+    """Source samples of the model's own split, their ids, and real target samples of the same
+    split and of the other one (the baseline between two real samples)."""
+    from gemdiff.tools.perturbation import split_samples
+
+    x, y, ids, x_o, y_o = split_samples(data, split)
+    rows = np.flatnonzero(y == src)
+    if not len(rows):
+        raise GemdiffError(f"the {split} split has no {data.classes[src]!r} samples")
+    return x[rows], [ids[i] for i in rows], x[y == tgt], x_o[y_o == tgt]
+
+
+def _perturbation_map(how, **params: Any):
+    """A map object, or the map of that name built with the parameters it takes."""
+    from gemdiff.tools.perturbation import MAPS
+
+    if not isinstance(how, str):
+        return how
+    if how not in MAPS:
+        raise GemdiffError(f"map={how!r} is not one of {', '.join(MAPS)}")
+    cls = MAPS[how]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in params.items() if k in names})

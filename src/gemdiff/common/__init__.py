@@ -1,0 +1,1 @@
+"""Small modules every layer shares: project exceptions, batch keys, option checks, safe files."""

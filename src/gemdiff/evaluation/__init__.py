@@ -1,0 +1,1 @@
+"""Scoring generated and perturbed expression against real data, embeddings, and plots."""

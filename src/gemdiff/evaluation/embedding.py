@@ -1,0 +1,51 @@
+"""The one 2-D UMAP of the package: plots, the UMAP silhouette of generated samples and the
+gene-set screen all embed samples with :func:`umap_2d`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from gemdiff.common.choices import check_choice
+
+Knn = Literal["exact", "umap"]
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    """UMAP settings (the paper's n_neighbors=90, min_dist=0.3).
+
+    ``n_epochs`` of optimisation (None: UMAP's own default, 500 below 10,000 samples; fewer
+    are much faster for a small cost in agreement, ``benchmarks/screen_speed.py``). ``knn``:
+    ``exact`` passes neighbours computed by scikit-learn to UMAP (``precomputed_knn``),
+    ``umap`` lets UMAP find them itself.
+    """
+
+    n_neighbors: int = 90
+    min_dist: float = 0.3
+    n_epochs: int | None = None
+    knn: str = "exact"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("umap.knn", self.knn, Knn)
+
+
+def umap_2d(x: np.ndarray, p: UmapParams = UmapParams()) -> np.ndarray:
+    """Seeded 2-D UMAP of the rows of ``x``, (n, 2) (fewer neighbours when there are few rows)."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    k = max(2, min(p.n_neighbors, len(x) - 1))
+    knn = (None,) * 3
+    if p.knn == "exact":
+        dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+        knn = (idx, dist, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs forced to 1 by the seed; disconnected graphs
+        reducer = umap.UMAP(n_neighbors=k, min_dist=p.min_dist, n_epochs=p.n_epochs,
+                            random_state=p.seed, n_jobs=1, precomputed_knn=knn)
+        return reducer.fit_transform(x)

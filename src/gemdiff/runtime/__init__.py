@@ -1,0 +1,1 @@
+"""Plumbing of the command-line apps: config composition and errors, output folders, W&B, sweeps."""

@@ -1,0 +1,157 @@
+"""Results as AnnData: synthetic or perturbed expression with its metrics and embeddings.
+
+One builder per kind of result, shared by the Python API, ``gemdiff.sample``,
+``gemdiff.perturb`` and ``gemdiff.evaluate``:
+
+- ``X``: the samples in the input's units; ``obs``: sample ids (the index) and ``label``;
+- ``layers["original"]`` (perturbed): the samples before they were moved;
+- ``var``: per gene, the perturbation scores (perturbed);
+- ``uns["metrics"]``: the metrics against the real data; ``uns["gemdiff"]``: provenance;
+- ``obsm["X_umap"]``: a 2-D UMAP of the samples embedded together with the real samples they
+  are compared with (those are in ``uns["umap_reference"]``), so ``scanpy.pl.umap`` draws it;
+  for perturbed samples ``obsm["X_umap_original"]`` places the samples before they moved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gemdiff.data.dataset import PreparedData
+from gemdiff.evaluation.embedding import UmapParams, umap_2d
+from gemdiff.evaluation.metrics import augmentation_metrics, fit_svm, perturbation_metrics
+from gemdiff.models.generators import Perturbation
+from gemdiff.tools.gene_scores import gene_scores
+
+
+def _anndata(values: np.ndarray, ids: Sequence[str], labels: Sequence[str],
+             data: PreparedData):
+    import anndata
+
+    obs = pd.DataFrame({"label": pd.Categorical(list(labels), categories=data.classes)},
+                       index=pd.Index(list(ids), dtype=str))
+    var = pd.DataFrame(index=pd.Index(list(data.genes), dtype=str))
+    return anndata.AnnData(X=np.asarray(values, dtype=np.float64), obs=obs, var=var)
+
+
+def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, seed: int = 0,
+                     metrics: bool = True, umap: bool = True,
+                     provenance: dict[str, Any] | None = None):
+    """Synthetic samples (scaled units, classes ``y_syn``) as AnnData in input units, with the
+    augmentation metrics against the real test split and a joint UMAP with it."""
+    names = [data.classes[i] for i in y_syn]
+    ids = [f"synthetic_{c}_{i + 1}" for i, c in enumerate(names)]
+    adata = _anndata(data.preprocessor.inverse_transform(x_syn), ids, names, data)
+    adata.uns["gemdiff"] = dict(provenance or {})
+    if metrics:
+        adata.uns["metrics"] = augmentation_metrics(
+            data.x_train, data.y_train, data.x_test, data.y_test, x_syn, y_syn, seed=seed,
+            with_umap=umap).to_dict() | {"n_synthetic": int(len(y_syn))}
+    if umap:
+        emb = umap_2d(np.concatenate([data.x_test, x_syn]), UmapParams(seed=seed))
+        adata.obsm["X_umap"] = emb[len(data.x_test):]
+        adata.uns["umap_reference"] = {
+            "X_umap": emb[:len(data.x_test)],
+            "label": np.array([data.classes[i] for i in data.y_test], dtype=object)}
+    return adata
+
+
+def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str], source: int,
+                        target: int, x_target: np.ndarray, x_target_ref: np.ndarray,
+                        core_k: float = 1.0, seed: int = 0, metrics: bool = True,
+                        umap: bool = True, provenance: dict[str, Any] | None = None):
+    """Samples of class ``source`` carried to ``target`` as AnnData in input units: the moved
+    values in ``X``, the originals in ``layers["original"]``, the gene scores in ``var``; with
+    the perturbation metrics against real target samples of the same split (``x_target``) and
+    of the other one (``x_target_ref``), and a joint UMAP with ``x_target``."""
+    pre = data.preprocessor
+    adata = _anndata(pre.inverse_transform(res.x_moved), ids,
+                     [data.classes[target]] * len(ids), data)
+    adata.obs["original_label"] = pd.Categorical([data.classes[source]] * len(ids),
+                                                 categories=data.classes)
+    adata.layers["original"] = pre.inverse_transform(res.x_source)
+    scores = gene_scores(pre, data.genes, res.x_source, res.x_moved, core_k)
+    var = scores.set_index("gene").loc[list(data.genes)]
+    var["direction"] = pd.Categorical(var["direction"], categories=["down", "up"])
+    var.index = var.index.astype(str)
+    adata.var = var
+    adata.uns["gemdiff"] = dict(provenance or {}) | {"core_k": core_k}
+    adata.uns["core_genes"] = np.array(scores.gene[scores.core].tolist(), dtype=object)
+    if metrics:
+        svm = fit_svm(data.x_train, data.y_train)
+        adata.uns["metrics"] = perturbation_metrics(
+            res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
+            target).to_dict() | {"n_core_genes": int(scores.core.sum())}
+    if umap:
+        emb = umap_2d(np.concatenate([x_target, res.x_source, res.x_moved]),
+                      UmapParams(seed=seed))
+        n_t, n = len(x_target), len(res.x_source)
+        adata.obsm["X_umap"] = emb[n_t + n:]
+        adata.obsm["X_umap_original"] = emb[n_t:n_t + n]
+        adata.uns["umap_reference"] = {"X_umap": emb[:n_t], "label": np.array(
+            [data.classes[target]] * n_t, dtype=object)}
+    if res.encode is not None and res.encode.trajectory:
+        adata.uns["trajectory"] = trajectory_frames(res, x_target)
+    return adata
+
+
+def trajectory_frames(res: Perturbation, x_target: np.ndarray) -> dict[str, np.ndarray]:
+    """The bridge's recorded states on the first two principal axes of the real samples (a
+    fixed projection, so the frames compare): titles, (frames, n, 2) points and the target
+    samples' (m, 2) reference."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=0).fit(np.concatenate([res.x_source, x_target]))
+    frames = [(f"encode t={lv}", s) for lv, s in zip(res.encode.levels, res.encode.trajectory,
+                                                      strict=True)]
+    frames += [(f"decode t={lv}", s) for lv, s in zip(res.decode.levels,
+                                                      res.decode.trajectory, strict=True)][1:]
+    return {"titles": np.array([t for t, _ in frames], dtype=object),
+            "points": np.stack([pca.transform(s.numpy()) for _, s in frames]),
+            "reference": pca.transform(x_target)}
+
+
+def plot_synthetic(adata, path: str | Path, title: str = "") -> Path:
+    """The joint UMAP of a synthetic result: real test and synthetic samples by class."""
+    from gemdiff.evaluation import plots
+
+    ref = adata.uns["umap_reference"]
+    emb = np.concatenate([ref["X_umap"], adata.obsm["X_umap"]])
+    names = list(ref["label"]) + adata.obs["label"].astype(str).tolist()
+    is_syn = np.r_[np.zeros(len(ref["label"]), bool), np.ones(adata.n_obs, bool)]
+    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title)
+
+
+def plot_perturbation(adata, path: str | Path, seed: int = 0) -> Path:
+    """The joint UMAP of a perturbation result: real target, source and perturbed source, as
+    a class-balanced draw and with all samples."""
+    from gemdiff.evaluation import plots
+
+    ref = adata.uns["umap_reference"]["X_umap"]
+    src, tgt = adata.obs["original_label"].iloc[0], adata.obs["label"].iloc[0]
+    rng = np.random.default_rng(seed)
+    n = min(adata.n_obs, len(ref))
+    panels = []
+    for title, s_idx, t_idx in (
+            ("balanced", rng.choice(adata.n_obs, n, replace=False),
+             rng.choice(len(ref), n, replace=False)),
+            ("all samples", np.arange(adata.n_obs), np.arange(len(ref)))):
+        pts = np.concatenate([ref[t_idx], adata.obsm["X_umap_original"][s_idx],
+                              adata.obsm["X_umap"][s_idx]])
+        groups = np.array([f"target: {tgt}"] * len(t_idx) + [f"source: {src}"] * len(s_idx)
+                          + [f"perturbed source: {src} -> {tgt}"] * len(s_idx))
+        panels.append((title, pts, groups))
+    return plots.umap_perturbation(panels, path)
+
+
+def plot_trajectory(adata, path: str | Path) -> Path:
+    """Small multiples of the bridge's recorded states (``uns["trajectory"]``)."""
+    from gemdiff.evaluation import plots
+
+    t = adata.uns["trajectory"]
+    frames = [(title, pts, t["reference"]) for title, pts in zip(t["titles"], t["points"],
+                                                                 strict=True)]
+    return plots.trajectory_panel(frames, path)

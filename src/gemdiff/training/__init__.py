@@ -1,0 +1,1 @@
+"""Training: the LightningModules, EMA, callbacks, the checkpoint and the fit of a config."""

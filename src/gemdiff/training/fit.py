@@ -1,0 +1,188 @@
+"""Training from a composed config: the one path of ``gemdiff.train`` and ``GEMDiff.fit``.
+
+:func:`prepare_run` reads and checks everything (the data, the model, a checkpoint to resume
+from) without writing a file; :meth:`TrainingRun.fit` then trains into a folder: by Lightning
+for a network (GEMDiff, WGAN-GP), in closed form for a generator that has no training steps
+(the Gaussian baseline). The checkpoint ends calibrated where the model has a calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from gemdiff.common.errors import TrainingDiverged, TrainingInterrupted
+from gemdiff.data.dataset import PreparedData
+from gemdiff.models.calibration import CalibrationOptions
+from gemdiff.models.generators import Generator
+from gemdiff.training.callbacks import AtomicCheckpointIO
+from gemdiff.training.checkpoint import (
+    add_section, calibrate_checkpoint, check_resumable, save_checkpoint, training_metadata,
+)
+
+log = logging.getLogger("gemdiff.train")
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (``summary.json`` of ``gemdiff.train``)."""
+
+    checkpoint: str | None
+    global_step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    primary: bool = True  # False on the other ranks of a DDP run, which write no files
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("primary")
+        return out
+
+
+@dataclass
+class TrainingRun:
+    """A checked training run, ready to write into a folder."""
+
+    cfg: DictConfig
+    datamodule: Any
+    data: PreparedData
+    model: Any  # a LightningModule, or a Generator fitted in closed form
+    resume: str | None = None
+
+    def fit(self, output_dir: str | Path, progress: bool = True) -> TrainResult:
+        """Train into ``output_dir`` (``checkpoints/last.ckpt``, the loss history and the
+        loggers' files); ``progress`` shows the calibration's progress bar."""
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        metadata = training_metadata(self.data, OmegaConf.to_container(self.cfg, resolve=True))
+        if isinstance(self.model, Generator):
+            return _fit_closed_form(self.model, self.data, metadata, output_dir)
+        self.model.metadata = metadata
+        result = _fit_lightning(self.cfg, self.model, self.datamodule, self.data, output_dir,
+                                self.resume)
+        if result.primary:
+            _calibrate(self.cfg, result, self.data, progress)
+        return result
+
+
+def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> TrainingRun:
+    """Seed, read and prepare the data, build the model and check a checkpoint to resume
+    from; writes nothing. ``datamodule`` defaults to ``cfg.data`` instantiated."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if datamodule is None:
+        datamodule = hydra.utils.instantiate(cfg.data)
+    data = datamodule.prepare()  # reads and validates the input: fails before any file exists
+    log.info("data: %s", data.summary())
+    model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes,
+                                    n_classes=len(data.classes),
+                                    diffusion=hydra.utils.instantiate(cfg.diffusion))
+    if resume:
+        check_resumable(resume, data, _generator_of(model))
+    return TrainingRun(cfg, datamodule, data, model, resume)
+
+
+def _generator_of(model) -> Generator:
+    return model if isinstance(model, Generator) else model.trained_generator()
+
+
+def _fit_closed_form(generator: Generator, data: PreparedData, metadata: dict,
+                     output_dir: Path) -> TrainResult:
+    """A generator fitted on the training split at once, saved as a checkpoint that sampling
+    and perturbation read like any other."""
+    generator.fit(data.x_train, data.y_train)
+    ckpt = save_checkpoint(add_section({"global_step": 0}, generator, metadata),
+                           output_dir / CHECKPOINT)
+    log.info("checkpoint: %s", ckpt)
+    return TrainResult(str(ckpt), 0, {}, data.summary())
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def _build_trainer(cfg: DictConfig, model) -> tuple[L.Trainer, list[Any]]:
+    """The Trainer of the config, with its callbacks and loggers (the resolved config logged)."""
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):  # one switch turns the bar off
+        from lightning.pytorch.callbacks import ProgressBar
+
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    loggers = _instantiate_all(cfg.get("logger"))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for lg in loggers:
+        lg.log_hyperparams(resolved)
+    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    if not model.automatic_optimization:  # the model steps its own optimizers (WGAN-GP)
+        extra["gradient_clip_val"] = None
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      **extra)
+    return trainer, loggers
+
+
+def _fit_lightning(cfg: DictConfig, model, datamodule, data: PreparedData, output_dir: Path,
+                   resume: str | None) -> TrainResult:
+    trainer, loggers = _build_trainer(cfg, model)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:
+        ckpt = _last_checkpoint(trainer)
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM at step {trainer.global_step}; checkpoint {ckpt}; resume with "
+            f"ckpt_path={ckpt}") from None
+    except TrainingDiverged as err:
+        ckpt = _last_checkpoint(trainer)
+        kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written"
+        raise TrainingDiverged(f"{err}; {kept}") from None
+    finally:
+        _finish_loggers(loggers, output_dir)
+    ckpt, step = _last_checkpoint(trainer), int(trainer.global_step)
+    if ckpt is None and (output_dir / CHECKPOINT).is_file():
+        # Spawned DDP ranks do not hand the checkpoint path and step back to this process.
+        ckpt = output_dir / CHECKPOINT
+        step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    return TrainResult(str(ckpt) if ckpt and ckpt.exists() else None, step, metrics,
+                       data.summary(), primary=trainer.is_global_zero)
+
+
+def _calibrate(cfg: DictConfig, result: TrainResult, data: PreparedData, progress: bool) -> None:
+    """Calibrate the final checkpoint's sampler on the training data (``calibrate.*``)."""
+    section = cfg.get("calibrate") or {}
+    options = CalibrationOptions(rows=int(section.get("rows", 0)),
+                                 levels=int(section.get("levels", 41)),
+                                 shrink=bool(section.get("shrink", True)), seed=int(cfg.seed))
+    if not result.checkpoint or options.rows == 0:
+        return
+    log.info("calibrating the sampler on the training data (%d noise draws per class at %d "
+             "levels)", options.rows, options.levels)
+    calibrate_checkpoint(result.checkpoint, data, options, progress)
+
+
+def _last_checkpoint(trainer) -> Path | None:
+    """The path the checkpoint callback really wrote (last-v1.ckpt if last.ckpt existed)."""
+    cb = trainer.checkpoint_callback
+    return Path(cb.last_model_path) if cb and cb.last_model_path else None
+
+
+def _finish_loggers(loggers: list[Any], output_dir: Path) -> None:
+    """Add the loss curve to W&B runs and close them, so that the next job of a sweep starts a
+    run of its own."""
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            curve = output_dir / "loss_curve.png"
+            if curve.is_file():
+                lg.experiment.log({"loss_curve": wandb.Image(str(curve))})
+            wandb.finish()

@@ -1,0 +1,163 @@
+"""The Python API: the README's example as printed, self-contained saved models, the commands
+over the same code, and wide sparse AnnData read without densifying it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+import gemdiff
+from gemdiff.__main__ import main
+from gemdiff.data import simulate_gem
+from gemdiff.data.datamodule import GEMDataModule
+from gemdiff.data.io import gem_from_anndata, read_gemdiff
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_api_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"^## Python API\n.*?^```python\n(.*?)^```", text, re.S | re.M)
+    assert found, "README.md has no python block in its 'Python API' section"
+    return found[1]
+
+
+@pytest.fixture(scope="module")
+def readme_run(tmp_path_factory):
+    """The README's example, executed as printed in a fresh folder: its folder and names."""
+    folder = tmp_path_factory.mktemp("readme")
+    here = Path.cwd()
+    names: dict = {}
+    try:
+        import os
+
+        os.chdir(folder)
+        exec(compile(readme_api_block(), "README.md", "exec"), names)
+    finally:
+        os.chdir(here)
+    return folder, names
+
+
+def test_readme_example_runs_and_returns_anndata(readme_run):
+    folder, names = readme_run
+    synth, moved, new = names["synth"], names["moved"], names["new"]
+    assert synth.shape == (200, 16)
+    assert synth.obs["label"].value_counts().to_dict() == {"normal": 100, "tumor": 100}
+    assert np.isfinite(synth.uns["metrics"]["mmd_ratio"]) and synth.obsm["X_umap"].shape == (200, 2)
+    # only the new normal samples move; their originals are kept beside, in input units
+    normals = new.obs_names[new.obs["phenotype"] == "normal"]
+    assert list(moved.obs_names) == list(normals)
+    original = new[normals, list(moved.var_names)].X
+    assert np.allclose(moved.layers["original"], original, atol=1e-3, equal_nan=True)
+    assert {"score", "mean_change_log2", "z", "core"} <= set(moved.var.columns)
+    assert moved.uns["gemdiff"]["model"] == "diffusion"
+    back = anndata.read_h5ad(folder / "moved.h5ad")
+    assert np.array_equal(back.X, moved.X, equal_nan=True) and "original" in back.layers
+    assert list(back.uns["core_genes"]) == list(moved.uns["core_genes"])
+
+
+def hydra_main(args: list[str]) -> None:
+    GlobalHydra.instance().clear()
+    try:
+        main(args + ["hydra/job_logging=disabled"])
+    except SystemExit as exit_:
+        assert exit_.code in (0, None)
+
+
+def test_commands_give_what_the_api_gives(readme_run, tmp_path):
+    folder, names = readme_run
+    model, new = gemdiff.GEMDiff.load(folder / "my_model"), names["new"]
+    new.write_h5ad(tmp_path / "new.h5ad")
+    hydra_main(["perturb", f"ckpt_path={folder / 'my_model'}", f"samples={tmp_path / 'new.h5ad'}",
+                "samples_label_key=phenotype", "source=normal", "target=tumor", "ddim_steps=20",
+                "umap=false", "progress=false", f"hydra.run.dir={tmp_path / 'perturb'}"])
+    cli = anndata.read_h5ad(tmp_path / "perturb/perturbed.h5ad")
+    api = model.perturb(new, source="normal", target="tumor", label_key="phenotype",
+                        ddim_steps=20, umap=False)
+    assert np.array_equal(cli.X, api.X, equal_nan=True) and np.array_equal(
+        cli.layers["original"], api.layers["original"], equal_nan=True)
+    pd.testing.assert_frame_equal(cli.var, api.var)
+    assert cli.uns["metrics"]["frac_to_target"] == api.uns["metrics"]["frac_to_target"]
+
+    hydra_main(["sample", f"ckpt_path={folder / 'my_model'}", "n_per_class=15", "sampler=ddim",
+                "ddim_steps=20", "umap=false", "seed=3", f"hydra.run.dir={tmp_path / 'sample'}"])
+    cli = anndata.read_h5ad(tmp_path / "sample/synthetic.h5ad")
+    api = model.sample(n_per_class=15, sampler="ddim", ddim_steps=20, seed=3, umap=False)
+    assert np.array_equal(cli.X, api.X, equal_nan=True) and list(cli.obs["label"]) == list(api.obs["label"])
+    tsv = read_gemdiff(tmp_path / "sample/synthetic.tsv", tmp_path / "sample/synthetic_labels.tsv")
+    assert np.allclose(np.nan_to_num(tsv.values), np.nan_to_num(cli.X), atol=1e-6)
+
+
+def test_perturb_names_the_genes_a_samples_file_lacks(readme_run, tmp_path, capfd):
+    folder, names = readme_run
+    new = names["new"]
+    gene = names["moved"].var_names[0]
+    new[:, [g for g in new.var_names if g != gene]].copy().write_h5ad(tmp_path / "part.h5ad")
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as exit_:
+        main(["perturb", f"ckpt_path={folder / 'my_model'}", f"samples={tmp_path / 'part.h5ad'}",
+              "source=normal", "target=tumor", f"hydra.run.dir={tmp_path / 'out'}",
+              "hydra/job_logging=disabled"])
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2 and "part.h5ad" in err and repr(gene) in err
+    assert "Traceback" not in err and not (tmp_path / "out/perturbed.tsv").exists()
+
+
+def test_a_saved_model_needs_only_its_folder(tmp_path):
+    sim = simulate_gem(n_samples=240, n_genes=12, n_drivers=3, seed=1)
+    files = tmp_path / "files"
+    files.mkdir()
+    x = pd.DataFrame(sim.gem.values, index=sim.gem.samples, columns=sim.gem.genes)
+    x.iloc[:200].to_csv(files / "train.tsv", sep="\t")
+    pd.Series(sim.gem.labels[:200], index=sim.gem.samples[:200]).to_csv(
+        files / "labels.tsv", sep="\t", header=False)
+    x.iloc[200:].to_csv(tmp_path / "new.tsv", sep="\t")  # new samples, without labels
+    model = gemdiff.GEMDiff.from_files(files / "train.tsv", files / "labels.tsv")
+    model.fit(max_steps=60, progress=False, overrides=[
+        "model.denoiser.d_model=32", "model.denoiser.depth=1", "calibrate.rows=0"])
+    model.save(tmp_path / "model")
+    files.rename(tmp_path / "moved_away")
+    script = textwrap.dedent(f"""
+        import numpy as np, gemdiff
+        model = gemdiff.GEMDiff.load({str(tmp_path / 'model')!r})
+        synth = model.sample(n_per_class=4, sampler="ddim", ddim_steps=5, metrics=False,
+                             umap=False)
+        moved = model.perturb({str(tmp_path / 'new.tsv')!r}, source="normal", target="tumor",
+                              ddim_steps=5, umap=False)
+        ref = model.reference()
+        print(synth.shape, moved.n_obs, int(np.isfinite(moved.X).all()), ref.n_obs)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-5:] == ["(8,", "12)", "40", "1", "200"], done.stdout
+
+
+def test_wide_sparse_anndata_is_never_densified_whole():
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    n, g = 1000, 20000
+    x = sparse.random(n, g, density=0.02, format="csr", random_state=0, dtype=np.float32)
+    x.data = (x.data * 8).astype(np.float32)
+    labels = np.where(rng.random(n) < 0.5, "normal", "tumor")
+    adata = anndata.AnnData(X=x, obs=pd.DataFrame({"state": labels},
+                                                  index=[f"s{i}" for i in range(n)]),
+                            var=pd.DataFrame(index=[f"g{j}" for j in range(g)]))
+    tracemalloc.start()
+    gem = gem_from_anndata(adata, "state")  # what GEMDiff.from_anndata reads, then fit prepares
+    data = GEMDataModule(source={"format": "memory"}, n_genes=16, matrix=gem).prepare()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert data.x_train.shape[1] == 16
+    dense_bytes = n * g * 8  # 160 MB as dense float64
+    assert peak < dense_bytes / 8, f"peak {peak / 1e6:.0f} MB"
