@@ -93,8 +93,10 @@ def test_commands_give_what_the_api_gives(readme_run, tmp_path):
                 "ddim_steps=20", "umap=false", "seed=3", f"hydra.run.dir={tmp_path / 'sample'}"])
     cli = anndata.read_h5ad(tmp_path / "sample/synthetic.h5ad")
     api = model.sample(n_per_class=15, sampler="ddim", ddim_steps=20, seed=3, umap=False)
-    assert np.array_equal(cli.X, api.X, equal_nan=True) and list(cli.obs["label"]) == list(api.obs["label"])
-    tsv = read_gemdiff(tmp_path / "sample/synthetic.tsv", tmp_path / "sample/synthetic_labels.tsv")
+    assert np.array_equal(cli.X, api.X, equal_nan=True)
+    assert list(cli.obs["label"]) == list(api.obs["label"])
+    sampled = tmp_path / "sample"
+    tsv = read_gemdiff(sampled / "synthetic.tsv", sampled / "synthetic_labels.tsv")
     assert np.allclose(np.nan_to_num(tsv.values), np.nan_to_num(cli.X), atol=1e-6)
 
 
