@@ -3,6 +3,7 @@ over the same code, and wide sparse AnnData read without densifying it."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,8 +40,6 @@ def readme_run(tmp_path_factory):
     here = Path.cwd()
     names: dict = {}
     try:
-        import os
-
         os.chdir(folder)
         exec(compile(readme_api_block(), "README.md", "exec"), names)
     finally:
