@@ -83,3 +83,41 @@ def test_h5ad_roundtrip(tmp_path):
     gem = read_h5ad(path, "state")
     assert gem.values.shape == (4, 3) and gem.genes == ["g1", "g2", "g3"]
     assert gem.labels.tolist() == ["a", "b", "a", "b"]
+
+
+def test_every_reader_decodes_latin1_the_same_way(tmp_path, caplog):
+    """A file that is not UTF-8 is read as Latin-1 by the GMT, label and matrix readers alike
+    (with a warning); a binary file is named as one."""
+    from gemdiff.common.errors import InputError
+
+    (tmp_path / "lib.gmt").write_bytes("SET_A\tr\xe9ponse\tG1\tG2\n".encode("latin-1"))
+    (tmp_path / "x.tsv").write_bytes("\tG1\tG\xe92\ns1\t1\t2\ns2\t3\t4\n".encode("latin-1"))
+    (tmp_path / "y.tsv").write_bytes("s1\tn\xe9\ns2\ttumor\n".encode("latin-1"))
+    with caplog.at_level("WARNING"):
+        assert read_gmt(tmp_path / "lib.gmt") == {"SET_A": ["G1", "G2"]}
+        gem = read_gemdiff(tmp_path / "x.tsv", tmp_path / "y.tsv")
+    assert gem.genes == ["G1", "G\xe92"] and list(gem.labels) == ["n\xe9", "tumor"]
+    assert caplog.text.count("read as Latin-1") == 3
+    (tmp_path / "bin.gmt").write_bytes(b"SET\t\x00\x01\x02garbage")
+    with pytest.raises(InputError, match="bin.gmt: cannot be read as text: it is a binary"):
+        read_gmt(tmp_path / "bin.gmt")
+
+
+def test_a_gmt_set_listed_twice_names_both_lines(tmp_path):
+    from gemdiff.common.errors import InputError
+
+    (tmp_path / "lib.gmt").write_text("A\td\tG1\tG2\n\nB\td\tG3\nA\td\tG4\n")
+    with pytest.raises(InputError, match="gene set 'A' is listed twice, on lines 1 and 4"):
+        read_gmt(tmp_path / "lib.gmt")
+
+
+def test_gene_symbols_na_and_nan_stay_text(tmp_path):
+    """RNAseqDB rows for the genes 'NA' and 'NaN' keep their names; missing values in the
+    numbers are still missing."""
+    (tmp_path / "t.txt").write_text("Hugo_Symbol\tEntrez_Gene_Id\ts1\ts2\nNA\t1\t1\t2\n"
+                                    "NaN\t2\t3\tNA\nTP53\t3\t1\t2\n")
+    (tmp_path / "n.txt").write_text("Hugo_Symbol\tEntrez_Gene_Id\ts3\nNA\t1\t5\nNaN\t2\t6\n"
+                                    "TP53\t3\t7\n")
+    gem = read_rnaseqdb({"tumor": tmp_path / "t.txt", "normal": tmp_path / "n.txt"})
+    assert gem.genes == ["NA", "NaN", "TP53"]
+    assert np.isnan(gem.values[1, 1]) and np.isfinite(np.delete(gem.values.ravel(), 4)).all()

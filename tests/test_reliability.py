@@ -16,7 +16,7 @@ import lightning as L
 
 from gemdiff.training.callbacks import AtomicCheckpointIO
 from gemdiff.training.checkpoint import load_checkpoint
-from gemdiff.common.errors import OutputExistsError, TrainingDiverged
+from gemdiff.common.errors import OutputExistsError, OutputWriteError, TrainingDiverged
 from gemdiff.train import run as train
 from tests.conftest import TINY, make_config
 
@@ -162,7 +162,7 @@ def test_sampling_and_perturbation_are_deterministic(trained_synthetic):
 
 
 def test_an_existing_results_folder_is_not_overwritten(trained_synthetic, tmp_path):
-    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.common.resultsets import check_fresh
     from gemdiff.perturb import run as perturb_run
     from gemdiff.sample import run as sample_run
 
@@ -194,7 +194,7 @@ def test_checkpoint_writer_keeps_the_old_file_when_a_save_fails(tmp_path, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputWriteError, match="last.ckpt: cannot be written: disk full"):
         io.save_checkpoint({"w": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))

@@ -70,12 +70,12 @@ def launch(cfg: DictConfig, subsets: list[str], jobs_dir: Path) -> None:
 def run(cfg: DictConfig) -> dict:
     from gemdiff.common.files import write_json, write_table, write_text
     from gemdiff.evaluation import plots
-    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.common.resultsets import ResultSet
     from gemdiff.runtime.tracking import log_results
     from gemdiff.tools.core_genes import aggregate, read_jobs, read_screen, select_subsets
 
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
+    published = ResultSet(out, PRODUCTS, cfg.get("overwrite", False), "gemdiff core")
     subsets = read_screen(cfg.screen)
     if cfg.sweep_dir:
         jobs_dir = Path(cfg.sweep_dir)
@@ -86,13 +86,15 @@ def run(cfg: DictConfig) -> dict:
     genes, per_subset, summary = aggregate(read_jobs(jobs_dir), subsets, cfg.core_sd)
     summary |= {"screen": str(cfg.screen), "jobs": str(jobs_dir), "source": cfg.source,
                 "target": cfg.target}
-    write_table(genes, out / "core_genes.tsv")
-    write_text("".join(f"{g}\n" for g in genes.loc[genes.core, "gene"]), out / "core_genes.txt")
-    write_table(per_subset, out / "subset_scores.tsv")
-    write_json(summary, out / "summary.json")
-    plots.subset_correlation(per_subset, summary.get("pearson_r"), summary.get("pearson_p"),
-                             out / "correlation.png")
-    plots.core_scores(genes, summary["threshold"], out / "scores.png")
+    with published.writing():
+        write_table(genes, out / "core_genes.tsv")
+        write_text("".join(f"{g}\n" for g in genes.loc[genes.core, "gene"]),
+                   out / "core_genes.txt")
+        write_table(per_subset, out / "subset_scores.tsv")
+        write_json(summary, out / "summary.json")
+        plots.subset_correlation(per_subset, summary.get("pearson_r"), summary.get("pearson_p"),
+                                 out / "correlation.png")
+        plots.core_scores(genes, summary["threshold"], out / "scores.png")
     log_results(cfg, out, summary, [out / "correlation.png", out / "scores.png"],
                 {"core_genes": genes[genes.core], "subset_scores": per_subset})
     log.info("%d core genes of %d (score > %.3f log2 units) from %d subsets; Pearson r = %s",

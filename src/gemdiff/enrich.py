@@ -78,16 +78,17 @@ def _offline(cfg: DictConfig, genes: list[str]):
 
 def run(cfg: DictConfig) -> dict:
     from gemdiff.common.errors import GemdiffError
-    from gemdiff.common.files import write_json, write_table
-    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.common.resultsets import ResultSet
     from gemdiff.tools.enrichment import read_gene_list, toppgene
 
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
+    published = ResultSet(out, PRODUCTS, cfg.get("overwrite", False), "gemdiff enrich")
     if not cfg.genes:
         raise GemdiffError("give the gene list: genes=<file> (core_genes.txt or a table with "
                            "a 'gene' column)")
-    genes = read_gene_list(cfg.genes)
+    from gemdiff.common.resultsets import trusted_result
+
+    genes = read_gene_list(trusted_result(cfg.genes))
     interactions = None
     if cfg.get("ppi"):  # read before anything is written: a bad file leaves no output
         from gemdiff.tools.ppi import read_edges
@@ -97,7 +98,15 @@ def run(cfg: DictConfig) -> dict:
         table, background, libs, missing = toppgene(genes, cfg.fdr), None, ["ToppGene"], []
     else:
         table, background, libs, missing = _offline(cfg, genes)
-    out.mkdir(parents=True, exist_ok=True)
+    with published.writing():
+        summary = _write(cfg, out, table, genes, background, libs, missing, interactions)
+    log.info("%d of %d sets significant at q < %g", summary["n_significant"], len(table), cfg.fdr)
+    return summary
+
+
+def _write(cfg, out: Path, table, genes, background, libs, missing, interactions) -> dict:
+    from gemdiff.common.files import write_json, write_table
+
     write_table(table, out / "enrichment.tsv")
     summary = {
         "n_genes": len(genes),
@@ -115,7 +124,6 @@ def run(cfg: DictConfig) -> dict:
         from gemdiff.evaluation import plots
 
         plots.enrichment_dots(table.head(cfg.plot_top), out / "enrichment.png", cfg.fdr)
-    log.info("%d of %d sets significant at q < %g", summary["n_significant"], len(table), cfg.fdr)
     return summary
 
 

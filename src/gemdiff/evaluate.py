@@ -59,11 +59,12 @@ def evaluate_synthetic(cfg: DictConfig, data):
 
     from gemdiff.common.errors import GemdiffError, InputError
     from gemdiff.data.io import read_gemdiff
+    from gemdiff.common.resultsets import trusted_result
     from gemdiff.tools.results import synthetic_result
 
     if not cfg.synthetic_labels:
         raise GemdiffError("synthetic=... needs synthetic_labels=... (sample<TAB>class)")
-    gem = read_gemdiff(cfg.synthetic, cfg.synthetic_labels)
+    gem = read_gemdiff(trusted_result(cfg.synthetic), trusted_result(cfg.synthetic_labels))
     unknown = sorted(set(gem.labels.tolist()) - set(data.classes))
     if unknown:
         raise InputError(cfg.synthetic_labels, f"has class {unknown[0]!r}, not a class of the "
@@ -79,10 +80,11 @@ def evaluate_perturbed(cfg: DictConfig, data):
     from gemdiff.common.errors import InputError
     from gemdiff.data.io import read_samples
     from gemdiff.models.generators import Perturbation
+    from gemdiff.common.resultsets import trusted_result
     from gemdiff.tools.perturbation import split_samples
     from gemdiff.tools.results import perturbation_result
 
-    gem = read_samples(cfg.perturbed)
+    gem = read_samples(trusted_result(cfg.perturbed))
     x_moved = _scaled(gem, data)
     x, y, real_ids, x_other, y_other = split_samples(data, cfg.split)
     row = {s: i for i, s in enumerate(real_ids)}
@@ -127,14 +129,14 @@ def run(cfg: DictConfig) -> dict:
     """Compute the metrics of every given file, write ``metrics.json``; returns the metrics."""
     from gemdiff.common.errors import GemdiffError
     from gemdiff.common.files import write_json
-    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.common.resultsets import ResultSet
     from gemdiff.tools.results import plot_perturbation, plot_synthetic
 
     if not cfg.synthetic and not cfg.perturbed:
         raise GemdiffError("nothing to score: give synthetic=... (with synthetic_labels=...) "
                            "and/or perturbed=...")
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, ["metrics.json"], cfg.get("overwrite", False))
+    published = ResultSet(out, ["metrics.json"], cfg.get("overwrite", False), "gemdiff evaluate")
     data = real_data(cfg)
     results = {}  # every input is read and scored before anything is written
     if cfg.synthetic:
@@ -148,15 +150,15 @@ def run(cfg: DictConfig) -> dict:
         parts["perturbation"].update(source=results["perturbation"].obs.original_label.iloc[0],
                                      target=results["perturbation"].obs.label.iloc[0],
                                      split=cfg.split)
-    out.mkdir(parents=True, exist_ok=True)
     metrics = parts if len(parts) > 1 else next(iter(parts.values()))
-    write_json(metrics, out / "metrics.json")
-    if cfg.umap and "augmentation" in results:
-        m = parts["augmentation"]
-        plot_synthetic(results["augmentation"], out / "umap_real_vs_synthetic.png",
-                       f"real test vs synthetic (MMD ratio {m['mmd_ratio']:.2f})")
-    if cfg.umap and "perturbation" in results:
-        plot_perturbation(results["perturbation"], out / "umap.png", cfg.seed)
+    with published.writing():
+        write_json(metrics, out / "metrics.json")
+        if cfg.umap and "augmentation" in results:
+            m = parts["augmentation"]
+            plot_synthetic(results["augmentation"], out / "umap_real_vs_synthetic.png",
+                           f"real test vs synthetic (MMD ratio {m['mmd_ratio']:.2f})")
+        if cfg.umap and "perturbation" in results:
+            plot_perturbation(results["perturbation"], out / "umap.png", cfg.seed)
     return metrics
 
 

@@ -28,29 +28,31 @@ def run(cfg: DictConfig) -> dict:
     from gemdiff.api.model import GEMDiff
     from gemdiff.common.errors import GemdiffError
     from gemdiff.common.files import write_json, write_labels, write_matrix
-    from gemdiff.runtime.outputs import check_fresh, write_h5ad
+    from gemdiff.common.resultsets import ResultSet
+    from gemdiff.runtime.outputs import write_h5ad
     from gemdiff.runtime.tracking import log_results
     from gemdiff.tools.results import plot_synthetic
 
     if cfg.n_per_class is None and cfg.match != "test":
         raise GemdiffError(f"match={cfg.match!r}: use match=test or set n_per_class")
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
+    results = ResultSet(out, PRODUCTS, cfg.get("overwrite", False), "gemdiff sample")
     model = GEMDiff.load(cfg.ckpt_path)
     adata = model.sample(cfg.n_per_class, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps,
                          guidance=cfg.guidance, seed=cfg.seed, batch_size=cfg.batch_size,
                          umap=cfg.umap, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_matrix(adata.X, adata.obs_names, adata.var_names, out / "synthetic.tsv")
-    write_labels(adata.obs_names, adata.obs["label"].astype(str), out / "synthetic_labels.tsv")
-    write_h5ad(adata, out / "synthetic.h5ad")
     metrics = dict(adata.uns["metrics"])
-    write_json(metrics, out / "metrics.json")
     images = []
-    if cfg.umap:
-        images.append(plot_synthetic(adata, out / "umap_real_vs_synthetic.png",
-                                     f"real test vs synthetic (MMD ratio "
-                                     f"{metrics['mmd_ratio']:.2f})"))
+    with results.writing():
+        write_matrix(adata.X, adata.obs_names, adata.var_names, out / "synthetic.tsv")
+        write_labels(adata.obs_names, adata.obs["label"].astype(str),
+                     out / "synthetic_labels.tsv")
+        write_h5ad(adata, out / "synthetic.h5ad")
+        write_json(metrics, out / "metrics.json")
+        if cfg.umap:
+            images.append(plot_synthetic(adata, out / "umap_real_vs_synthetic.png",
+                                         f"real test vs synthetic (MMD ratio "
+                                         f"{metrics['mmd_ratio']:.2f})"))
     log_results(cfg, out, metrics, images)
     log.info("metrics: %s", rounded(metrics))
     return metrics

@@ -45,11 +45,11 @@ def screen_options(cfg: DictConfig):
 
 
 def run(cfg: DictConfig) -> dict:
-    from gemdiff.runtime.outputs import check_fresh
+    from gemdiff.common.resultsets import ResultSet
     from gemdiff.tools import screening as sc
 
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, PRODUCTS, cfg.get("overwrite", False))
+    published = ResultSet(out, PRODUCTS, cfg.get("overwrite", False), "gemdiff screen")
     options = screen_options(cfg)
     started = time.perf_counter()
     data = sc.load_screen_data(cfg.data)
@@ -66,14 +66,15 @@ def run(cfg: DictConfig) -> dict:
     tables = sc.screen_tables(sc.score_jobs(data, jobs, options, out / "cache.jsonl"), subsets,
                               options)
     score_s = time.perf_counter() - started - read_s
-    _write(cfg, out, data, subsets, tables, options)
-    summary = _summary(data, library_name, subsets, tables, options) | {
-        "seconds": {"read": round(read_s, 1), "score": round(score_s, 1),
-                    "total": round(time.perf_counter() - started, 1)}}
     from gemdiff.common.files import write_json
     from gemdiff.runtime.tracking import log_results
 
-    write_json(summary, out / "summary.json")
+    with published.writing():
+        _write(cfg, out, data, subsets, tables, options)
+        summary = _summary(data, library_name, subsets, tables, options) | {
+            "seconds": {"read": round(read_s, 1), "score": round(score_s, 1),
+                        "total": round(time.perf_counter() - started, 1)}}
+        write_json(summary, out / "summary.json")
     log_results(cfg, out, summary, [out / n for n in ("scores.png", "umaps.png",
                                                        "feature_sizes.png")],
                 {"sets": tables.sets, "subsets": tables.subsets})

@@ -40,6 +40,7 @@ def perturb_config(cfg: DictConfig, ckpt: str, out: Path) -> DictConfig:
 
 def run(cfg: DictConfig) -> dict:
     from gemdiff.common.files import write_json
+    from gemdiff.common.resultsets import complete_set
     from gemdiff.runtime.commands import perturb_run, train_run
     from gemdiff.tools.core_genes import JOB_FILE
 
@@ -47,8 +48,7 @@ def run(cfg: DictConfig) -> dict:
     job = {"subset": cfg.subset, "seed": int(cfg.seed),
            "permuted": bool(cfg.data.get("permute_labels", False)),
            "source": cfg.source, "target": cfg.target, "screen": str(cfg.screen)}
-    if (out / JOB_FILE).is_file() and (out / "perturb/gene_scores.tsv").is_file() \
-            and not cfg.overwrite:
+    if (out / JOB_FILE).is_file() and complete_set(out / "perturb") and not cfg.overwrite:
         log.info("%s: already done, skipped", out)
         return job
     ckpt = out / "checkpoints/last.ckpt"

@@ -38,6 +38,27 @@ class OutputExistsError(InputError):
     keep_outputs = True
 
 
+class OutputWriteError(InputError):
+    """A file or folder (``source``) cannot be written: a full disk, a read-only folder, a path
+    that is a file. Nothing half-written is left behind."""
+
+
+def filesystem_problem(err: Exception) -> str:
+    """What went wrong with the filesystem, in words: the OS's message and its errno name."""
+    import errno as errno_names
+    import os
+    import re
+
+    number, text = getattr(err, "errno", None), getattr(err, "strerror", None)
+    found = re.search(r"errno = (\d+)", str(err))  # HDF5 puts the OS error in its message
+    if found:
+        number = int(found.group(1))
+        text = os.strerror(number)
+    text = text or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    name = errno_names.errorcode.get(number or 0, "")
+    return f"{text} ({name})" if name else text
+
+
 class TrainingDiverged(GemdiffError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 

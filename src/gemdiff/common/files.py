@@ -6,26 +6,45 @@ file whole and no temporary file behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from gemdiff.common.errors import OutputWriteError, filesystem_problem
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path``; renamed to ``path`` when the block ends without error,
-    removed when it raises."""
+    removed when it raises.
+
+    A filesystem fault while writing (a full disk, a read-only folder, a parent that is a file)
+    raises :class:`~gemdiff.common.errors.OutputWriteError` naming ``path`` and the OS error.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        raise OutputWriteError(path, f"cannot be written: {filesystem_problem(err)}") from err
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text(text: str, path: str | Path) -> Path:

@@ -8,14 +8,14 @@ interrupted or corrupted download never leaves a file that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemdiff.common.errors import GemdiffError
+from gemdiff.common.errors import GemdiffError, OutputWriteError, filesystem_problem
+from gemdiff.common.files import sha256
 
 GEMDIFF_RAW = "https://raw.githubusercontent.com/xai990/GEMDiff/HEAD/data/"
 RNASEQDB_RAW = "https://github.com/mskcc/RNAseqDB/raw/HEAD/data/normalized/"
@@ -62,14 +62,6 @@ MANUAL = {
 }
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(dataset: str, data_dir: str | Path, timeout: float = 60.0) -> list[Path]:
     """Download one dataset into ``data_dir/<folder>``; files already present and intact are kept.
 
@@ -81,7 +73,14 @@ def download(dataset: str, data_dir: str | Path, timeout: float = 60.0) -> list[
     folder, _, files = DATASETS[dataset]
     target = Path(data_dir) / folder
     created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
+    for parent in [target, *target.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise OutputWriteError(parent, "is a file, not a folder; choose another --data-dir")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputWriteError(err.filename or target, f"cannot create the data folder: "
+                                                       f"{filesystem_problem(err)}") from None
     try:
         return [_fetch(f, target, dataset, timeout) for f in files]
     except GemdiffError:
@@ -95,19 +94,36 @@ def _fetch(f: RemoteFile, target: Path, dataset: str, timeout: float) -> Path:
     if not (dest.exists() and sha256(dest) == f.sha256):
         part = dest.with_name(dest.name + ".part")
         try:
-            with urllib.request.urlopen(f.url, timeout=timeout) as resp, open(part, "wb") as out:
+            out = open(part, "wb")
+        except OSError as err:
+            raise OutputWriteError(dest, f"cannot be written: {filesystem_problem(err)}"
+                                   ) from None
+        try:
+            with out, urllib.request.urlopen(f.url, timeout=timeout) as resp:
                 while chunk := resp.read(1 << 20):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as err:  # a full disk: a local fault, not the network's
+                        raise OutputWriteError(dest, f"cannot be written: "
+                                                     f"{filesystem_problem(err)}") from None
         except (urllib.error.URLError, OSError) as err:
             part.unlink(missing_ok=True)
             reason = getattr(err, "reason", err)
             raise GemdiffError(
                 f"cannot download {f.url} ({reason}); without network, place the file at "
                 f"{dest} (and the rest of {dataset} in {target})") from None
+        except GemdiffError:
+            part.unlink(missing_ok=True)
+            raise
         got = sha256(part)
         if got != f.sha256:
             part.unlink()
             raise GemdiffError(f"{f.url}: checksum mismatch (sha256 {got[:12]}..., expected "
                                f"{f.sha256[:12]}...); the public file may have changed")
-        os.replace(part, dest)
+        try:
+            os.replace(part, dest)
+        except OSError as err:
+            part.unlink(missing_ok=True)
+            raise OutputWriteError(dest, f"cannot be written: {filesystem_problem(err)}"
+                                   ) from None
     return dest

@@ -111,11 +111,56 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+# Bytes that no text file holds (tab, line ends, form feed and escape aside): a binary file.
+_BINARY = bytes(b for b in range(32) if b not in b"\t\n\r\x0c\x1b")
+_encodings: dict[tuple[str, int, int], str] = {}
+
+
+def text_encoding(path: Path) -> str:
+    """How every reader decodes ``path``: UTF-8 (a byte-order mark dropped), or Latin-1 for a
+    text file that is not valid UTF-8 (older GMT and label files), with a warning.
+
+    A binary file raises :class:`~gemdiff.common.errors.InputError`. The answer is kept per
+    file (path, size, modification time), so a file read three ways is scanned once.
+    """
+    import codecs
+    import logging
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _encodings:
+        return _encodings[key]
+    decoder, utf8, offset = codecs.getincrementaldecoder("utf-8")(), True, 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                bad = next((i for i, b in enumerate(chunk) if b in _BINARY), None) \
+                    if chunk.translate(None, _BINARY) != chunk else None
+                if bad is not None:
+                    raise InputError(path, f"cannot be read as text: it is a binary file (byte "
+                                           f"0x{chunk[bad]:02x} at offset {offset + bad})")
+                if utf8:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        utf8 = False
+                offset += len(chunk)
+    except (OSError, EOFError) as err:
+        raise InputError(path, f"cannot be read ({err})") from None
+    encoding = "utf-8-sig" if utf8 else "latin-1"
+    if not utf8:
+        logging.getLogger("gemdiff.io").warning("%s is not UTF-8: read as Latin-1", path)
+    _encodings[key] = encoding
+    return encoding
+
+
 def open_text(path: Path) -> io.TextIOBase:
-    """A text stream of a file, gzip-decompressed where it ends in ``.gz``."""
+    """A text stream of a file, gzip-decompressed where it ends in ``.gz``, decoded as
+    :func:`text_encoding` says."""
+    encoding = text_encoding(path)
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    # utf-8-sig drops a byte-order mark; newline=None reads \r\n and \r as line ends.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
+    # newline=None reads \r\n and \r as line ends.
+    return io.TextIOWrapper(raw, encoding=encoding, newline=None)
 
 
 def _read_header(path: Path) -> list[str]:
@@ -168,10 +213,14 @@ def _read_numeric_table(path: Path, index_cols: int) -> tuple[list[str], list[st
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be read ({err})") from None
     try:
+        # Columns named by position, so that missing-value markers apply to the numbers only:
+        # a gene symbol or sample id 'NA' or 'NaN' stays text.
+        names = [f"c{i}" for i in range(len(header))]
         df = pd.read_csv(
-            path, sep="\t", header=0, index_col=None, na_values=NA_VALUES, keep_default_na=False,
-            encoding="utf-8-sig", compression="gzip" if path.suffix == ".gz" else None,
-            low_memory=False, dtype={i: str for i in range(index_cols)},
+            path, sep="\t", header=0, names=names, index_col=None, keep_default_na=False,
+            na_values={n: NA_VALUES for n in names[index_cols:]},
+            encoding=text_encoding(path), compression="gzip" if path.suffix == ".gz" else None,
+            low_memory=False, dtype={n: str for n in names[:index_cols]},
             float_precision="round_trip",  # the exact double of every decimal written
         )
     except pd.errors.EmptyDataError:
@@ -430,25 +479,35 @@ def read_samples(path: str | Path, labels: str | Path | None = None,
     return gem
 
 
-def read_text_rows(path: str | Path) -> list[list[str]]:
-    """Non-empty lines of a text file (gzip allowed), split on tabs and stripped."""
+def read_text_rows(path: str | Path, numbered: bool = False) -> list:
+    """Non-empty lines of a text file (gzip allowed), split on tabs and stripped; with
+    ``numbered``, ``(line number, fields)`` pairs."""
     path = check_file(path)
     try:
         with open_text(path) as fh:
-            rows = [[f.strip() for f in ln.rstrip("\n").split("\t")] for ln in fh]
+            rows = [(num, [f.strip() for f in ln.rstrip("\n").split("\t")])
+                    for num, ln in enumerate(fh, start=1)]
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be read as text ({err})") from None
-    return [r for r in rows if any(r)]
+    return [r if numbered else r[1] for r in rows if any(r[1])]
 
 
 def read_gmt(path: str | Path) -> dict[str, list[str]]:
-    """Read a GMT gene-set library: name, description, genes... per line."""
+    """Read a GMT gene-set library: name, description, genes... per line.
+
+    A set name given on two lines is an error naming both (which one was meant is unknown).
+    """
     sets: dict[str, list[str]] = {}
-    for num, parts in enumerate(read_text_rows(path), start=1):
+    first_line: dict[str, int] = {}
+    for num, parts in read_text_rows(path, numbered=True):
         if not parts[0]:
             continue
         if len(parts) < 3:
             raise InputError(path, f"line {num} is not 'name<TAB>description<TAB>genes...'")
+        if parts[0] in first_line:
+            raise InputError(path, f"gene set {parts[0]!r} is listed twice, on lines "
+                                   f"{first_line[parts[0]]} and {num}")
+        first_line[parts[0]] = num
         sets[parts[0]] = list(dict.fromkeys(g for g in parts[2:] if g))
     if not sets:
         raise InputError(path, "holds no gene sets")

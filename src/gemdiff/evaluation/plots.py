@@ -14,11 +14,11 @@ from matplotlib.figure import Figure
 
 def _save(fig: Figure, path: str | Path) -> Path:
     """Write to a temporary name, then rename: a reader never sees half a PNG."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
-    return path
+    from gemdiff.common.files import atomic_path
+
+    with atomic_path(path, ".tmp.png") as tmp:
+        fig.savefig(tmp)
+    return Path(path)
 
 
 def loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | Path,

@@ -187,6 +187,11 @@ class DiffusionGenerator(Generator):
         """Algorithm 1: DDIM-encode with the source label to ``t_end``, decode with the target
         label (and, with ``cycle``, with the source label again)."""
         d, o = self.diffusion, options
+        if not 1 <= o.t_end <= d.timesteps - 1:
+            raise GemdiffError(f"t_end={o.t_end}: must lie in 1..{d.timesteps - 1} for this "
+                               f"model (T = {d.timesteps} diffusion steps)")
+        if o.ddim_steps < 1:
+            raise GemdiffError(f"ddim_steps={o.ddim_steps}: must be at least 1")
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         y_src = torch.full((len(xt),), source, dtype=torch.long)
         y_tgt = torch.full((len(xt),), target, dtype=torch.long)

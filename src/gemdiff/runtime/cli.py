@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-from gemdiff.common.errors import GemdiffError
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from gemdiff.common.errors import GemdiffError, OutputWriteError, filesystem_problem
 
 
 def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
@@ -16,8 +22,12 @@ def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
     Only Hydra's own files go (``.hydra/`` and the job log); anything else already in a
     user-chosen folder is kept.
     """
+    from gemdiff.runtime.outputs import release_folder
+
+    release_folder(output_dir, remove=True)
     shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
-    (output_dir / f"{task_name}.log").unlink(missing_ok=True)
+    with suppress(OSError):
+        (output_dir / f"{task_name}.log").unlink(missing_ok=True)
     cwd = Path.cwd().resolve()
     folder = output_dir.resolve()
     while folder != cwd and cwd in folder.parents:
@@ -28,12 +38,20 @@ def _remove_hydra_leftovers(output_dir: Path, task_name: str) -> None:
         folder = folder.parent
 
 
+# Filesystem faults a user can fix: reported in one line like any bad input.
+FILESYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                     errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ENOENT}
+
+
 def _user_error(exc: BaseException | None) -> GemdiffError | None:
-    """The :class:`GemdiffError` behind ``exc``: itself, or the cause Hydra wrapped while
-    building a config's ``_target_`` (a bad ``model.*`` or ``data.*`` value)."""
+    """The :class:`GemdiffError` behind ``exc``: itself, the cause Hydra wrapped while
+    building a config's ``_target_`` (a bad ``model.*`` or ``data.*`` value), or a filesystem
+    fault (disk full, read-only folder) raised by a library writing a file."""
     while exc is not None:
         if isinstance(exc, GemdiffError):
             return exc
+        if isinstance(exc, OSError) and exc.errno in FILESYSTEM_ERRNOS and exc.filename:
+            return OutputWriteError(exc.filename, filesystem_problem(exc))
         exc = exc.__cause__
     return None
 
@@ -69,12 +87,70 @@ def hydra_output_dir() -> tuple[Path | None, str]:
 
 
 def run_task(task, cfg) -> None:
-    """Body of every Hydra app's ``main``: run ``task(cfg)``, user errors printed as one line."""
+    """Body of every Hydra app's ``main``: check the options (a job of a multirun has its own),
+    hold the run folder, run ``task(cfg)``; user errors are printed as one line."""
     output_dir, name = hydra_output_dir()
     with user_errors(output_dir, name):
+        from hydra.core.hydra_config import HydraConfig
+
+        from gemdiff.runtime.options import check_options
+        from gemdiff.runtime.outputs import hold_folder, holds_folder, release_folder
+
+        check_options(HydraConfig.get().job.config_name, cfg)
+        # A single run's folder is held since the run started (RunGuard); a job of a multirun
+        # holds its own folder while it runs.
+        own = output_dir is not None and not _worker_rank() and not holds_folder(output_dir)
+        if own:
+            hold_folder(output_dir, f"gemdiff {name}")
         task(cfg)
+        if own:
+            release_folder(output_dir)
 
 
 def rounded(metrics: dict, digits: int = 4) -> dict:
     """Metrics with floats rounded, for log lines."""
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def _worker_rank() -> bool:
+    """Whether this process is a non-zero rank of a distributed run (a DDP rank Lightning
+    launched, a SLURM task, a torchrun worker): its rank zero holds the folder."""
+    return any(os.environ.get(k, "0") not in ("", "0")
+               for k in ("LOCAL_RANK", "RANK", "SLURM_PROCID", "NODE_RANK"))
+
+
+class RunGuard(Callback):
+    """Registered by every app's Hydra config: before Hydra writes anything into a run (or
+    sweep) folder, check the app's options against its schema and take the folder's lock;
+    release it when the run ends. Bad options, a folder in use and a folder that cannot be
+    written each stop the run with one line and exit status 2."""
+
+    def _start(self, config: DictConfig, folder_key: str, check: bool) -> None:
+        if _worker_rank():
+            return
+        app = str(OmegaConf.select(config, "hydra.job.config_name") or "")
+        name = str(OmegaConf.select(config, "hydra.job.name") or app)
+        with user_errors(None, name):
+            if check:
+                from gemdiff.runtime.options import check_options
+
+                check_options(app, config)
+            from gemdiff.runtime.outputs import hold_folder
+
+            hold_folder(OmegaConf.select(config, folder_key), f"gemdiff {name}")
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._start(config, "hydra.run.dir", check=True)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from gemdiff.runtime.outputs import release_folder
+
+        release_folder(OmegaConf.select(config, "hydra.run.dir"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._start(config, "hydra.sweep.dir", check=False)  # each job's options are its own
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from gemdiff.runtime.outputs import release_folder
+
+        release_folder(OmegaConf.select(config, "hydra.sweep.dir"))

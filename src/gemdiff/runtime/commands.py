@@ -15,7 +15,8 @@ from omegaconf import DictConfig, open_dict
 
 from gemdiff.common.files import write_json, write_matrix, write_table, write_text
 from gemdiff.runtime.cli import rounded
-from gemdiff.runtime.outputs import check_fresh, write_h5ad
+from gemdiff.common.resultsets import ResultSet, check_fresh
+from gemdiff.runtime.outputs import write_h5ad
 from gemdiff.runtime.sweep import in_multirun
 
 log = logging.getLogger("gemdiff")
@@ -87,7 +88,7 @@ def perturb_run(cfg: DictConfig) -> dict:
     from gemdiff.api.model import GEMDiff
 
     out = Path(cfg.paths.output_dir)
-    check_fresh(out, PERTURB_PRODUCTS, cfg.get("overwrite", False))
+    results = ResultSet(out, PERTURB_PRODUCTS, cfg.get("overwrite", False), "gemdiff perturb")
     model = GEMDiff.load(cfg.ckpt_path)
     moving = hydra.utils.instantiate(cfg.map)
     adata = model.perturb(cfg.get("samples"), cfg.source, cfg.target,
@@ -96,8 +97,9 @@ def perturb_run(cfg: DictConfig) -> dict:
                           split=cfg.split, map=moving, core_k=cfg.core_k, seed=cfg.seed,
                           umap=cfg.umap, trajectory=cfg.trajectory_frames,
                           progress=cfg.get("progress", True))
-    write_perturbation(adata, out)
-    images = write_perturbation_plots(adata, out, cfg.seed)
+    with results.writing():
+        write_perturbation(adata, out)
+        images = write_perturbation_plots(adata, out, cfg.seed)
     metrics = dict(adata.uns["metrics"])
     from gemdiff.runtime.tracking import log_results
 

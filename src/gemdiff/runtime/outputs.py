@@ -1,35 +1,139 @@
-"""The output folder of a command: refuse to overwrite earlier results, write result sets."""
+"""The output folder of a command: one run at a time (:func:`hold_folder`), h5ad results.
+
+A run holds an exclusive lock on its folder (``.gemdiff.lock``, via filelock) from before Hydra
+writes anything until it ends; a second run into the same folder stops at once, naming the
+folder and the run holding it. The lock dies with its process, so a folder left by ``kill -9``
+is free again. What a run writes there is published as a result set
+(:mod:`gemdiff.common.resultsets`).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sys
+import time
 from pathlib import Path
-from typing import Sequence
 
-from gemdiff.common.errors import OutputExistsError
-from gemdiff.common.files import atomic_path
+from gemdiff.common.errors import InputError, OutputWriteError, filesystem_problem
+from gemdiff.common.files import atomic_path, write_json
+
+LOCK = ".gemdiff.lock"
+OWNER = ".gemdiff.owner"  # who holds the lock: pid, host, command, since
+_held: dict[Path, object] = {}  # folder -> its FileLock, held by this process
 
 
-def check_fresh(output_dir: str | Path, products: Sequence[str], overwrite: bool = False) -> None:
-    """Refuse to write into a folder that already holds any of ``products`` (relative paths;
-    a folder counts when it holds a file) unless ``overwrite`` is set.
+class FolderInUse(InputError):
+    """Another run holds the output folder; nothing was written."""
 
-    Runs go to a new time-stamped folder by default; this guards a folder chosen by hand
-    (``hydra.run.dir=...``) or two runs started in the same second.
+    keep_outputs = True
+
+
+def _key(folder: str | Path) -> Path:
+    return Path(os.path.abspath(folder))
+
+
+def prepare_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) or say in one line why it cannot be used."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputWriteError(folder, "is a file, not a folder; choose another output folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputWriteError(err.filename or folder,
+                               f"cannot create the output folder: {filesystem_problem(err)}"
+                               ) from None
+    return folder
+
+
+def hold_folder(folder: str | Path, command: str = "") -> None:
+    """Take the exclusive lock on a run folder for this process (creating the folder).
+
+    Raises :class:`FolderInUse` when another process holds it and
+    :class:`~gemdiff.common.errors.OutputWriteError` when the folder cannot be written.
+    Taking a lock this process already holds does nothing.
     """
-    out = Path(output_dir)
-    found = []
-    for name in products:
-        p = out / name
-        if p.is_file() or (p.is_dir() and any(f.is_file() for f in p.rglob("*"))):
-            found.append(name)
-    if found and not overwrite:
-        raise OutputExistsError(
-            out, f"already holds results of an earlier run ({', '.join(found)}); pass "
-            "overwrite=true to replace them, or choose another folder with hydra.run.dir=...")
+    from filelock import FileLock, Timeout
+
+    key = _key(folder)
+    if key in _held:
+        return
+    prepare_folder(key)
+    lock = FileLock(str(key / LOCK), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise FolderInUse(key, f"is in use by another gemdiff run ({_owner(key)}); wait for "
+                               "it to finish or choose another folder") from None
+    except OSError as err:
+        raise OutputWriteError(key, f"cannot be written: {filesystem_problem(err)}") from None
+    _held[key] = lock
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "command": command or Path(sys.argv[0]).name,
+             "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        write_json(owner, key / OWNER)
+    except OutputWriteError:
+        release_folder(key, remove=True)
+        raise
+
+
+def _owner(folder: Path) -> str:
+    try:
+        o = json.loads((folder / OWNER).read_text())
+        return f"{o['command']}, pid {o['pid']} on {o['host']}, since {o['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its details unknown"
+
+
+def release_folder(folder: str | Path, remove: bool = True) -> None:
+    """Release this process's lock on ``folder`` (if it holds one), removing the lock files."""
+    key = _key(folder)
+    lock = _held.pop(key, None)
+    if lock is None:
+        return
+    if remove:
+        for name in (OWNER, LOCK):
+            try:
+                (key / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+    lock.release()
+
+
+def holds_folder(folder: str | Path) -> bool:
+    return _key(folder) in _held
 
 
 def write_h5ad(adata, path: str | Path) -> Path:
-    """An AnnData result, written atomically (``anndata.read_h5ad`` opens it)."""
-    with atomic_path(path, ".h5ad") as tmp:
-        adata.write_h5ad(tmp)
+    """An AnnData result, written atomically (``anndata.read_h5ad`` opens it).
+
+    When the write fails (a full disk), HDF5 repeats the error as it frees its objects; those
+    echoes are silenced, so the failure reads as one line.
+    """
+    import gc
+
+    failure = None
+    hooks = sys.unraisablehook, sys.excepthook  # h5py prints its echoes through both
+    sys.unraisablehook, sys.excepthook = (lambda unraisable: None), (lambda *exc: None)
+    try:
+        try:
+            with atomic_path(path, ".h5ad") as tmp:
+                try:
+                    adata.write_h5ad(tmp)
+                except RuntimeError as err:  # HDF5 reports some OS errors as RuntimeError
+                    if "errno = " not in str(err):
+                        raise
+                    failure = f"cannot be written: {filesystem_problem(err)}"
+                    raise OSError(failure) from None
+        except OutputWriteError as err:
+            failure = failure or err.problem
+        if failure is not None:
+            gc.collect()  # free HDF5's objects of the failed write now, quietly
+    finally:
+        sys.unraisablehook, sys.excepthook = hooks
+    if failure is not None:
+        raise OutputWriteError(path, failure)
     return Path(path)

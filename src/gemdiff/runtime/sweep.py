@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+
+from gemdiff.common.errors import InputError
+from gemdiff.common.resultsets import trusted_result
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("gemdiff.sweep")
@@ -57,10 +60,11 @@ def job_rows(sweep_dir: str | Path):
         for name, prefix in RESULT_FILES.items():
             path = job / name
             if path.is_file():
-                found = True
-                try:
-                    row |= _flat(json.loads(path.read_text()), prefix)
-                except ValueError:
+                try:  # figures of an incomplete result set (a killed job) are not shown
+                    row |= _flat(json.loads(trusted_result(path, verify=False).read_text()),
+                                 prefix)
+                    found = True
+                except (InputError, ValueError):
                     continue
         row["finished"] = found
         rows.append(row)

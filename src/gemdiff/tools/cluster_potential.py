@@ -12,14 +12,18 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+import logging
+from typing import Annotated, Callable, Iterable, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import stats
 
 from gemdiff.common.choices import check_choice
 from gemdiff.evaluation.embedding import UmapParams, umap_2d
 from gemdiff.evaluation.metrics import silhouette
+
+log = logging.getLogger("gemdiff.screen")
 
 Balanced = Literal["embedding", "refit", "none"]
 Score = Literal["umap", "gene"]
@@ -70,6 +74,20 @@ class ScoreSettings:
         check_choice("balanced", self.balanced, Balanced)
 
 
+class _CacheLine(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    key: Annotated[str, Field(min_length=1)]
+    scores: dict[str, Optional[float]]
+
+    @field_validator("scores")
+    @classmethod
+    def _has_silhouette(cls, v):
+        if "silhouette" not in v:
+            raise ValueError("no silhouette")
+        return v
+
+
 def _score_chunk(chunk: list[tuple[str, np.ndarray]], y: np.ndarray, balanced: np.ndarray | None,
                  settings: ScoreSettings) -> list[tuple[str, dict[str, float]]]:
     return [(key, score_subset(x, y, balanced, settings.umap, settings.score, settings.balanced))
@@ -79,19 +97,33 @@ def _score_chunk(chunk: list[tuple[str, np.ndarray]], y: np.ndarray, balanced: n
 class ScoreCache:
     """Scores by key, one JSON line per subset appended as results arrive.
 
-    A line cut short by a kill is ignored when the file is read back.
+    Every line read back is checked (a key, and finite-or-null numbers for every score, the
+    silhouette among them): a line cut short by a kill or edited into other types is dropped,
+    its subset scored again, and the number dropped is logged.
     """
 
     def __init__(self, path: str | Path):
+        from pydantic import ValidationError
+
         self.path = Path(path)
         self.scores: dict[str, dict[str, float]] = {}
+        self.dropped = 0
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                    self.scores[row["key"]] = row["scores"]
-                except (ValueError, KeyError, TypeError):
-                    continue
+            from gemdiff.data.io import open_text
+
+            with open_text(self.path) as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    try:
+                        row = _CacheLine.model_validate_json(line)
+                    except ValidationError:
+                        self.dropped += 1
+                        continue
+                    self.scores[row.key] = row.scores
+        if self.dropped:
+            log.warning("%s: %d line(s) unreadable or of the wrong types were dropped; their "
+                        "subsets are scored again", self.path, self.dropped)
 
     def __contains__(self, key: str) -> bool:
         return key in self.scores

@@ -12,6 +12,7 @@ its mean score against its silhouette (Pearson's r, the paper's Fig. 6).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,11 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from gemdiff.common.errors import GemdiffError, InputError
+from gemdiff.common.resultsets import trusted_result
 from gemdiff.tools.cluster_potential import empirical_p
 from gemdiff.tools.gene_scores import core_calls
 
+log = logging.getLogger("gemdiff.core")
 JOB_FILE = "job.json"  # what a finished job of the sweep (gemdiff.subset) leaves in its folder
 
 
@@ -31,6 +34,7 @@ def read_screen(screen: str | Path) -> pd.DataFrame:
     path = Path(screen) / "subsets.tsv"
     if not path.is_file():
         raise InputError(screen, "is not a finished gemdiff.screen run (no subsets.tsv)")
+    trusted_result(path)
     df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
     missing = {"subset", "set", "genes", "silhouette", "flag"} - set(df.columns)
     if missing:
@@ -74,16 +78,26 @@ def screen_data_overrides(screen: Path) -> list[str]:
 
 
 def read_jobs(jobs_dir: str | Path) -> pd.DataFrame:
-    """Every finished job of a sweep: one row per gene and job."""
-    frames = []
+    """Every finished job of a sweep: one row per gene and job.
+
+    A job counts when it wrote ``job.json`` (its last file) and its perturbation results form
+    a complete set; the others (stopped, killed) are left out and counted in a warning.
+    """
+    frames, unfinished = [], []
     for job_file in sorted(Path(jobs_dir).rglob(JOB_FILE)):
         scores_file = job_file.parent / "perturb/gene_scores.tsv"
-        if not scores_file.is_file():
-            continue
-        job = json.loads(job_file.read_text())
-        df = pd.read_csv(scores_file, sep="\t")
-        frames.append(df.assign(subset=job["subset"], seed=job["seed"],
-                                permuted=job["permuted"]))
+        try:
+            trusted_result(scores_file, verify=False)
+            job = json.loads(job_file.read_text())
+            df = pd.read_csv(scores_file, sep="\t")
+            frames.append(df.assign(subset=job["subset"], seed=job["seed"],
+                                    permuted=job["permuted"]))
+        except (InputError, OSError, ValueError, KeyError):
+            unfinished.append(job_file.parent)
+    if unfinished:
+        log.warning("%d job(s) of %s left out, their results incomplete or unreadable (e.g. "
+                    "%s); run the sweep again to finish them", len(unfinished), jobs_dir,
+                    unfinished[0])
     if not frames:
         raise InputError(jobs_dir, f"holds no finished gemdiff.subset job (no {JOB_FILE} with "
                                    "perturb/gene_scores.tsv)")

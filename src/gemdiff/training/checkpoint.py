@@ -57,17 +57,15 @@ def add_section(checkpoint: dict[str, Any], generator: Generator,
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     """Write to a temporary file beside ``path``, flush it to disk, then rename it: a kill
     during a save leaves the previous file whole and no temporary file."""
+    from gemdiff.common.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             torch.save(checkpoint, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -135,9 +133,12 @@ def trained_model(ckpt: dict[str, Any], source: str | Path, ema: bool = True) ->
         generator = generator_from_checkpoint(section, state, str(source))
         preprocessor = Preprocessor.from_state_dict(section["preprocessor"])
     except (KeyError, TypeError, RuntimeError) as err:
-        raise InputError(source, f"is an inconsistent checkpoint: its network or preprocessing "
-                                 f"does not load ({type(err).__name__}: "
-                                 f"{str(err).splitlines()[0][:200]})") from None
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing key",
+                                                            "Unexpected key"))), lines[0]
+                      if lines else type(err).__name__)
+        raise InputError(source, f"is an inconsistent checkpoint: its network does not match "
+                                 f"its metadata ({detail[:200]})") from None
     own = set(generator.checkpoint_section()) | {"config", "kind"}
     model = TrainedModel(generator, preprocessor, list(section["genes"]),
                          list(section["classes"]), section.get("config", {}),
