@@ -53,18 +53,28 @@ def interaction_view(all_edges, genes: Sequence[str], min_score: float | None,
 
 def _offline(cfg: DictConfig, genes: list[str]):
     """Enrichment against the GMT libraries: (table, background, library names, listed genes
-    missing from the background)."""
+    missing from the background, where the background came from)."""
     from gemdiff.common.errors import InputError
     from gemdiff.data.io import read_gmt
-    from gemdiff.tools.enrichment import enrich, read_background
+    from gemdiff.tools.enrichment import enrich, read_background, scored_universe
 
     libraries = {Path(p).name: read_gmt(p) for p in cfg.libraries}
-    if cfg.background:
-        background = read_background(cfg.background)
+    scored = scored_universe(cfg.genes) if cfg.background in (None, "scored") else None
+    if cfg.background == "scored" and scored is None:
+        raise InputError(cfg.genes, "has no table of scored genes (gene_scores.tsv or "
+                                    "core_genes.tsv) in or beside it: give background=<file>")
+    if scored is not None:
+        background, where = scored
+        log.info("background: %d genes, %s", len(background), where)
+    elif cfg.background and cfg.background != "libraries":
+        background, where = read_background(cfg.background), str(cfg.background)
     else:
         background = sorted({g for sets in libraries.values() for m in sets.values() for g in m})
-        log.warning("no background given: using the %d genes of the libraries; give "
-                    "background=<matrix> to test against the genes measured", len(background))
+        where = "the genes of the libraries"
+        if not cfg.background:
+            log.warning("no background known: using the %d genes of the libraries; give "
+                        "background=<matrix> to test against the genes measured",
+                        len(background))
     in_background = set(background)
     missing = [g for g in genes if g not in in_background]
     if len(missing) == len(genes):
@@ -73,7 +83,7 @@ def _offline(cfg: DictConfig, genes: list[str]):
         log.warning("%d listed gene(s) are not in the background and are left out, e.g. %s",
                     len(missing), missing[0])
     table = enrich(genes, libraries, background, cfg.fdr, cfg.min_set_size, cfg.max_set_size)
-    return table, background, list(libraries), missing
+    return table, background, list(libraries), missing, where
 
 
 def run(cfg: DictConfig) -> dict:
@@ -96,15 +106,17 @@ def run(cfg: DictConfig) -> dict:
         interactions = read_edges(cfg.ppi)
     if cfg.toppgene:
         table, background, libs, missing = toppgene(genes, cfg.fdr), None, ["ToppGene"], []
+        where = "ToppGene's own"
     else:
-        table, background, libs, missing = _offline(cfg, genes)
+        table, background, libs, missing, where = _offline(cfg, genes)
     with published.writing():
-        summary = _write(cfg, out, table, genes, background, libs, missing, interactions)
+        summary = _write(cfg, out, table, genes, background, libs, missing, interactions, where)
     log.info("%d of %d sets significant at q < %g", summary["n_significant"], len(table), cfg.fdr)
     return summary
 
 
-def _write(cfg, out: Path, table, genes, background, libs, missing, interactions) -> dict:
+def _write(cfg, out: Path, table, genes, background, libs, missing, interactions,
+           where: str) -> dict:
     from gemdiff.common.files import write_json, write_table
 
     write_table(table, out / "enrichment.tsv")
@@ -112,6 +124,7 @@ def _write(cfg, out: Path, table, genes, background, libs, missing, interactions
         "n_genes": len(genes),
         "n_in_background": None if background is None else len(genes) - len(missing),
         "background_size": None if background is None else len(background),
+        "background_source": where,
         "libraries": libs, "fdr": cfg.fdr, "n_sets_tested": int(len(table)),
         "n_significant": int(table["significant"].sum()) if len(table) else 0,
         "top": table.head(10)[["library", "set", "k", "q"]].to_dict("records")

@@ -70,7 +70,8 @@ def evaluate_synthetic(cfg: DictConfig, data):
         raise InputError(cfg.synthetic_labels, f"has class {unknown[0]!r}, not a class of the "
                                                f"real data ({', '.join(data.classes)})")
     y_syn = np.array([data.classes.index(c) for c in gem.labels], dtype=np.int64)
-    return synthetic_result(data, _scaled(gem, data), y_syn, cfg.seed, umap=cfg.umap)
+    return synthetic_result(data, _scaled(gem, data), y_syn, cfg.seed, umap=cfg.umap,
+                            bounded=False)
 
 
 def evaluate_perturbed(cfg: DictConfig, data):
@@ -100,7 +101,8 @@ def evaluate_perturbed(cfg: DictConfig, data):
                                         f"{data.classes[src]!r} sample")
     res = Perturbation(x[rows], x_moved)
     return perturbation_result(data, res, gem.samples, src, tgt, x[y == tgt],
-                               x_other[y_other == tgt], seed=cfg.seed, umap=cfg.umap)
+                               x_other[y_other == tgt], seed=cfg.seed, umap=cfg.umap,
+                               bounded=False)
 
 
 def _source_target(cfg: DictConfig, data, found: list[str]) -> tuple[int, int]:

@@ -79,6 +79,9 @@ def run(cfg: DictConfig) -> dict:
                                                        "feature_sizes.png")],
                 {"sets": tables.sets, "subsets": tables.subsets})
     st = tables.stats
+    log.info("with %d controls no p-value is below %.2g and a subset standing out alone among "
+             "%d gets q >= %.2g (raise n_control for finer q-values)", options.n_control,
+             summary["p_min"], len(subsets), summary["q_min_single"])
     log.info("subsets %.3f +- %.3f, control %.3f +- %.3f (Student's t-test p = %.2g); %d high, "
              "%d low; %.0f s", st.subset_mean, st.subset_sd, st.control_mean, st.control_sd,
              st.p_student, summary["n_high"], summary["n_low"], summary["seconds"]["total"])
@@ -123,6 +126,10 @@ def _summary(data, library_name: str, subsets, tables, options) -> dict:
         "n_high": int((tables.subsets.flag == "high").sum()),
         "n_low": int((tables.subsets.flag == "low").sum()),
         "n_q05": int((tables.subsets.q_control < 0.05).sum()),
+        # The resolution n_control allows: no p below 1 / (n + 1); a subset that alone stands
+        # out among m gets q = m / (n + 1) at best (Benjamini-Hochberg).
+        "p_min": 1.0 / (options.n_control + 1),
+        "q_min_single": min(1.0, len(subsets) / (options.n_control + 1)),
         **tables.agreement,
         "settings": asdict(options.settings),
     }

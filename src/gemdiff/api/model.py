@@ -14,6 +14,7 @@ Training composes the same config tree as ``python -m gemdiff.train`` and runs t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,12 +25,19 @@ import pandas as pd
 from gemdiff.common.errors import GemdiffError, InputError, OutputExistsError
 from gemdiff.data.io import GEM, as_gem, gem_from_anndata, gem_from_dataframe, read_gemdiff
 
+log = logging.getLogger("gemdiff")
 MODEL_FILE = "model.ckpt"
 HISTORY_FILE = "loss.tsv"
 DATA_KEYS = ("genes", "n_genes", "gmt", "gene_set", "subset_size", "subset_index",
              "exclusive_subsets", "input_scale", "nan_policy", "scaling", "constant_genes",
-             "classes", "test_size", "train_fraction", "permute_labels", "batch_size")
+             "classes", "test_size", "train_fraction", "permute_labels", "batch_size",
+             "allow_single_sample_classes")
 SELECTION_KEYS = ("genes", "n_genes", "gene_set")  # one way of choosing genes at a time
+
+
+def _log_warnings(adata) -> None:
+    for warning in adata.uns["metrics"].get("warnings", []):
+        log.warning(warning)
 
 
 class GEMDiff:
@@ -280,6 +288,7 @@ class GEMDiff:
                                  self._provenance("sample", seed=seed, **described))
         if metrics:
             adata.uns["metrics"] |= {"model": model.kind, **described}
+            _log_warnings(adata)
         return adata
 
     def score(self, synthetic, seed: int = 0) -> dict[str, Any]:
@@ -296,7 +305,7 @@ class GEMDiff:
                                          f"{len(model.genes)} genes, e.g. {missing[0]!r}")
         y = np.array([model.class_index(c, gem.source) for c in gem.labels], dtype=np.int64)
         x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
-        return dict(synthetic_result(data, x, y, seed, umap=False).uns["metrics"])
+        return dict(synthetic_result(data, x, y, seed, umap=False, bounded=False).uns["metrics"])
 
     def perturb(self, samples=None, source: str | None = None, target: str | None = None, *,
                 label_key: str | None = None, layer: str | None = None, labels=None,
@@ -334,6 +343,7 @@ class GEMDiff:
                                     metrics, umap, self._provenance("perturb", **options))
         if metrics:
             adata.uns["metrics"] |= options | {"core_k": core_k}
+            _log_warnings(adata)
         return adata
 
     def _source_target(self, source: str | None, target: str | None) -> tuple[int, int]:

@@ -68,7 +68,8 @@ class GEMDataModule(L.LightningDataModule):
         Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
     classes
         Keep only these classes.
-    input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes, permute_labels
+    input_scale, nan_policy, scaling, test_size, train_fraction, constant_genes, permute_labels,
+    allow_single_sample_classes
         Preprocessing and split (:class:`~gemdiff.data.dataset.DataOptions`).
     batch_size
         Training batch size.
@@ -99,6 +100,7 @@ class GEMDataModule(L.LightningDataModule):
         seed: int = 0,
         constant_genes: str = "error",
         permute_labels: bool = False,
+        allow_single_sample_classes: bool = False,
         matrix: GEM | None = None,
         test_matrix: GEM | None = None,
     ):
@@ -113,7 +115,7 @@ class GEMDataModule(L.LightningDataModule):
             input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
             constant_genes=constant_genes, classes=None if classes is None else tuple(classes),
             test_size=test_size, train_fraction=train_fraction, permute_labels=permute_labels,
-            seed=seed)
+            seed=seed, allow_single_sample_classes=allow_single_sample_classes)
         self.batch_size = batch_size
         self.timesteps = timesteps
         self.seed = seed

@@ -75,6 +75,9 @@ class DataOptions:
     permute_labels
         Shuffle the labels among the samples (within each matrix, seeded) before the split: a
         model trained so learns no real class difference, the null for perturbation scores.
+    allow_single_sample_classes
+        A class of one sample is usually a typo in a label file (one ``normall`` among
+        ``normal``) and is an error unless this is set.
     """
 
     input_scale: str = "log2"
@@ -86,6 +89,7 @@ class DataOptions:
     train_fraction: float = 1.0
     permute_labels: bool = False
     seed: int = 0
+    allow_single_sample_classes: bool = False
 
     def __post_init__(self):
         check_choice("input_scale", self.input_scale, InputScale)
@@ -121,8 +125,10 @@ class PreparedData:
 
     def summary(self) -> dict:
         count = lambda y: {c: int((y == i).sum()) for i, c in enumerate(self.classes)}  # noqa: E731
-        return {"n_genes": self.n_genes, "classes": self.classes,
-                "train": count(self.y_train), "test": count(self.y_test)}
+        out = {"n_genes": self.n_genes, "classes": self.classes,
+               "train": count(self.y_train), "test": count(self.y_test)}
+        warnings = small_class_warnings(out)
+        return out | ({"warnings": warnings} if warnings else {})
 
 
 def prepare_data(train: GEM, test: GEM | None = None, selection: GeneSelection | None = None,
@@ -199,6 +205,8 @@ def split(train: GEM, test: GEM | None, options: DataOptions) -> tuple[GEM, GEM]
     if len(classes) < 2:
         raise InputError(train.source, f"has only one class ({classes[0]!r}); "
                                        "at least two are needed")
+    if not options.allow_single_sample_classes:
+        _refuse_single_sample_classes(train, test)
     if test is not None:
         extra = sorted(set(test.classes) - set(classes))
         if extra:
@@ -215,6 +223,42 @@ def split(train: GEM, test: GEM | None, options: DataOptions) -> tuple[GEM, GEM]
         train, test = train.take_samples(np.sort(tr)), train.take_samples(np.sort(te))
     keep = _subsample_per_class(train.labels, options.train_fraction, options.seed)
     return train.take_samples(keep), test
+
+
+def _refuse_single_sample_classes(train: GEM, test: GEM | None) -> None:
+    """A class with one sample in all the data given: most likely a mistyped label."""
+    counts = train.class_counts()
+    if test is not None:
+        for c, n in test.class_counts().items():
+            counts[c] = counts.get(c, 0) + n
+    single = [c for c, n in counts.items() if n == 1]
+    if not single:
+        return
+    c = single[0]
+    gem = train if c in train.class_counts() else test
+    sample = gem.samples[int(np.flatnonzero(gem.labels == c)[0])]
+    found = ", ".join(f"{k!r} ({n})" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    raise InputError(gem.source, f"class {c!r} has a single sample ({sample!r}); the classes "
+                                 f"found are {found}. A mistyped label? Fix it, keep the "
+                                 "others with data.classes=[...], or allow such a class with "
+                                 "data.allow_single_sample_classes=true")
+
+
+def small_class_warnings(counts: Mapping[str, Mapping[str, int]], minimum: int = 10
+                         ) -> list[str]:
+    """Warnings for classes too small for the figures that compare classes.
+
+    ``counts`` maps split (train, test) to class counts. Below ``minimum`` test samples a
+    class's accuracies, TSTR, C2ST and ``frac_to_target`` move in steps of 1/n or more and
+    mostly say how the classifier treats the majority class.
+    """
+    out = []
+    for c, n in counts.get("test", {}).items():
+        if n < minimum:
+            out.append(f"class {c!r} has {n} test and {counts.get('train', {}).get(c, 0)} "
+                       f"training samples: figures that compare classes (accuracies, TSTR, "
+                       f"C2ST, frac_to_target) mean little below {minimum} test samples")
+    return out
 
 
 def _subsample_per_class(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -59,6 +59,13 @@ def from_log2p1(values: np.ndarray, input_scale: InputScale) -> np.ndarray:
     return out
 
 
+# Generated values stay within each gene's training range widened by this many log2 units
+# (a factor of 2 beyond the largest and below the smallest training value).
+PLAUSIBLE_MARGIN = 1.0
+# A larger share of values held at that bound is reported as a warning.
+CLIPPED_WARN = 0.01
+
+
 @dataclass
 class Preprocessor:
     """Fitted transform from input units to the model's [-1, 1] scale; plain data only."""
@@ -119,6 +126,26 @@ class Preprocessor:
     def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
         """[-1, 1] -> input units (float64)."""
         return from_log2p1(self.to_log2p1_scale(scaled), self.input_scale)
+
+    def plausible_range(self, x_train: np.ndarray, margin: float = PLAUSIBLE_MARGIN
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Per gene, the range generated values may take (scaled units): the gene's training
+        range (``x_train``, scaled) widened by ``margin`` log2 units each way, never below
+        unexpressed (log2(n + 1) = 0)."""
+        lo, span = self._range()
+        step = 2.0 * margin / span  # margin log2 units in scaled units
+        zero = 2.0 * (0.0 - lo) / span - 1.0
+        x = np.asarray(x_train, dtype=np.float64)
+        return (np.maximum(x.min(axis=0) - step, zero), x.max(axis=0) + step)
+
+    def clip_plausible(self, scaled: np.ndarray, x_train: np.ndarray,
+                       margin: float = PLAUSIBLE_MARGIN) -> tuple[np.ndarray, float]:
+        """``scaled`` held to :meth:`plausible_range`, and the share of values that were
+        outside it (a generator stuck at the edge of the scale shows as a large share)."""
+        lo, hi = self.plausible_range(x_train, margin)
+        x = np.asarray(scaled)
+        outside = (x < lo) | (x > hi)
+        return np.clip(x, lo, hi).astype(x.dtype), float(outside.mean()) if x.size else 0.0
 
     def snap_unexpressed(self, scaled: np.ndarray,
                          labels: np.ndarray | None = None) -> np.ndarray:

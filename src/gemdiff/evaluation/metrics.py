@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score, silhouette_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score, silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import SVC
@@ -63,6 +63,12 @@ def mmd_multiscale(
         k = (-d2 / (2 * (s * median) ** 2)).exp()
         total += float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
     return total / len(scales)
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The mean of per-class recalls: 1 / n_classes for a classifier that calls every sample
+    the majority class, however unbalanced the classes are."""
+    return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def fit_svm(x: np.ndarray, y: np.ndarray) -> SVC:
@@ -171,8 +177,11 @@ class AugmentationMetrics:
     svm_acc_test: float
     svm_acc_synthetic: float
     tstr_acc: float
+    svm_bacc_test: float  # balanced accuracy (the mean of per-class recalls) of each
+    svm_bacc_synthetic: float
+    tstr_bacc: float
     c2st_auc: float
-    c2st_auc_null: float
+    c2st_auc_null: float  # NaN where the null is degenerate (null_note says why)
     dcr_ratio: float
     corr_slope: float
     corr_slope_real: float
@@ -180,9 +189,29 @@ class AugmentationMetrics:
     silhouette: float
     silhouette_real: float
     silhouette_umap: float | None = None
+    null_note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+MIN_NULL_HALF = 10  # samples in each half of real test below which a null is not computed
+
+
+def c2st_null(x_test: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int = 0
+              ) -> tuple[float, str | None]:
+    """C2ST AUC between two random halves of real test, the value an indistinguishable
+    generator scores, or NaN with the reason where it cannot mean that: halves of fewer than
+    ``MIN_NULL_HALF`` samples, or an AUC far from 0.5 (cross-validation on too few samples
+    scores the folds' class balance, not the data)."""
+    if min(len(a), len(b)) < MIN_NULL_HALF:
+        return float("nan"), (f"no null: the real test split has {len(x_test)} samples, halves "
+                              f"of fewer than {MIN_NULL_HALF} are too few")
+    auc = c2st_auc(x_test[a], x_test[b], seed)
+    if abs(auc - 0.5) > 0.25:
+        return float("nan"), (f"degenerate null: two halves of real test scored AUC {auc:.2f}, "
+                              "far from 0.5 (too few samples)")
+    return auc, None
 
 
 def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: int = 0,
@@ -202,9 +231,11 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
     base = mmd_rbf(x_train, x_test)
     a, b = random_halves(len(x_test), seed)
     svm = fit_svm(x_train, y_train)
-    tstr = float("nan")
+    tstr = tstr_b = float("nan")
     if len(np.unique(y_syn)) > 1:
-        tstr = fit_svm(x_syn, y_syn).score(x_test, y_test)
+        pred = fit_svm(x_syn, y_syn).predict(x_test)
+        tstr, tstr_b = float(np.mean(pred == y_test)), balanced_accuracy(y_test, pred)
+    null, note = c2st_null(x_test, a, b, seed)
     sil_umap = None
     if with_umap:
         sil_umap = silhouette(umap_2d(x_syn, UmapParams(seed=seed)), y_syn)
@@ -215,8 +246,11 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         svm_acc_test=float(svm.score(x_test, y_test)),
         svm_acc_synthetic=float(svm.score(x_syn, y_syn)),
         tstr_acc=float(tstr),
+        svm_bacc_test=balanced_accuracy(y_test, svm.predict(x_test)),
+        svm_bacc_synthetic=balanced_accuracy(y_syn, svm.predict(x_syn)),
+        tstr_bacc=tstr_b,
         c2st_auc=c2st_auc(x_test, x_syn, seed),
-        c2st_auc_null=c2st_auc(x_test[a], x_test[b], seed),
+        c2st_auc_null=null,
         dcr_ratio=dcr_ratio(x_syn, x_train, x_test),
         corr_slope=corr_slope(x_syn, y_syn, x_train, y_train),
         corr_slope_real=corr_slope(x_test, y_test, x_train, y_train),
@@ -224,6 +258,7 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         silhouette=silhouette(x_syn, y_syn),
         silhouette_real=silhouette(x_test, y_test),
         silhouette_umap=sil_umap,
+        null_note=note,
     )
 
 
@@ -235,6 +270,7 @@ class PerturbationMetrics:
     frac_to_target: float
     frac_to_target_before: float
     frac_to_target_real: float  # the same SVM on real target samples: what a perfect bridge gets
+    frac_to_target_informative: bool  # the SVM calls at least half of the real target samples so
     mmd_to_target: float
     mmd_target_baseline: float
     mmd_to_target_ratio: float
@@ -273,11 +309,13 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
     """
     mmd_t = mmd_rbf(x_moved, x_target_eval)
     base = mmd_rbf(x_target_ref, x_target_eval)
+    real = float(np.mean(svm.predict(x_target_eval) == target_index))
     return PerturbationMetrics(
         n_samples=len(x_src),
         frac_to_target=float(np.mean(svm.predict(x_moved) == target_index)),
         frac_to_target_before=float(np.mean(svm.predict(x_src) == target_index)),
-        frac_to_target_real=float(np.mean(svm.predict(x_target_eval) == target_index)),
+        frac_to_target_real=real,
+        frac_to_target_informative=bool(real >= 0.5),
         mmd_to_target=mmd_t,
         mmd_target_baseline=base,
         mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),

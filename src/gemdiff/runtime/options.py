@@ -53,6 +53,7 @@ class Data(_Options):
     scaling: Literal["global", "per_gene"] = "global"
     constant_genes: Literal["error", "drop"] = "error"
     permute_labels: bool = False
+    allow_single_sample_classes: bool = False
 
 
 class Denoiser(_Options):

@@ -44,6 +44,31 @@ def read_gene_list(path: str | Path) -> list[str]:
                           and (c is None or (len(r) > c and r[c].lower() == "true"))])
 
 
+SCORED_TABLES = ("gene_scores.tsv", "core_genes.tsv")  # a run's table of every gene it scored
+
+
+def scored_universe(genes_file: str | Path) -> tuple[list[str], str] | None:
+    """The genes the listed genes were drawn from, where a run's files say: every gene of the
+    table itself (``gene_scores.tsv``, ``core_genes.tsv``) or of such a table beside a gene
+    list (``core_genes.txt``). Returns (genes, where from) or None.
+
+    Testing core genes against the whole transcriptome is circular when they came from gene
+    sets of a library: the library's own terms come out on top whatever the biology.
+    """
+    path = Path(genes_file)
+    candidates = [path] if path.name in SCORED_TABLES else [path.with_name(n)
+                                                            for n in SCORED_TABLES]
+    for table in candidates:
+        if not table.is_file():
+            continue
+        rows = read_text_rows(table)
+        if rows and "gene" in rows[0]:
+            g = rows[0].index("gene")
+            return _unique(table, [r[g] for r in rows[1:] if len(r) > g]), \
+                f"the genes scored in {table}"
+    return None
+
+
 def read_background(path: str | Path) -> list[str]:
     """Background genes: the genes of a matrix (GEMDiff format: its header; RNAseqDB format:
     its first column) or a gene list (one per line). Only names are used."""

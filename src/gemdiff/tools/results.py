@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gemdiff.data.dataset import PreparedData
+from gemdiff.data.preprocess import CLIPPED_WARN, PLAUSIBLE_MARGIN
 from gemdiff.evaluation.embedding import UmapParams, umap_2d
 from gemdiff.evaluation.metrics import augmentation_metrics, fit_svm, perturbation_metrics
 from gemdiff.models.generators import Perturbation
@@ -37,11 +38,41 @@ def _anndata(values: np.ndarray, ids: Sequence[str], labels: Sequence[str],
     return anndata.AnnData(X=np.asarray(values, dtype=np.float64), obs=obs, var=var)
 
 
+def result_warnings(data: PreparedData, metrics: dict) -> list[str]:
+    """What makes a result's figures mean less than they seem: classes too small, values held
+    at the plausible bound, a degenerate null, lost gene-gene structure, a classifier that does
+    not recognise real target samples."""
+    out = list(data.summary().get("warnings", []))
+    clipped = metrics.get("clipped_share")
+    if clipped is not None and clipped > CLIPPED_WARN:
+        out.append(f"{clipped:.1%} of the values lay beyond the genes' training ranges widened "
+                   f"by {PLAUSIBLE_MARGIN:g} log2 unit(s) and were held there: the generator "
+                   "is off the data's scale (train longer, or check the input's units)")
+    if metrics.get("null_note"):
+        out.append(metrics["null_note"])
+    slope, real = metrics.get("corr_slope"), metrics.get("corr_slope_real")
+    if slope is not None and real is not None and real > 0.2 and slope < real / 2:
+        out.append(f"synthetic samples keep little of the real gene-gene correlation "
+                   f"(corr_slope {slope:.2f} against {real:.2f} for real test samples): train "
+                   "longer (trainer.max_steps) or a larger model")
+    if metrics.get("frac_to_target_informative") is False:
+        out.append(f"frac_to_target is uninformative: the classifier calls only "
+                   f"{metrics['frac_to_target_real']:.0%} of the real target samples target")
+    return out
+
+
 def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, seed: int = 0,
                      metrics: bool = True, umap: bool = True,
-                     provenance: dict[str, Any] | None = None):
+                     provenance: dict[str, Any] | None = None, bounded: bool = True):
     """Synthetic samples (scaled units, classes ``y_syn``) as AnnData in input units, with the
-    augmentation metrics against the real test split and a joint UMAP with it."""
+    augmentation metrics against the real test split and a joint UMAP with it.
+
+    With ``bounded`` (a generator's own samples) values beyond each gene's plausible range
+    (:meth:`~gemdiff.data.preprocess.Preprocessor.plausible_range`) are held at it; either way
+    ``clipped_share`` in the metrics says how many lay beyond it."""
+    x_held, clipped = data.preprocessor.clip_plausible(x_syn, data.x_train)
+    if bounded:
+        x_syn = x_held
     names = [data.classes[i] for i in y_syn]
     ids = [f"synthetic_{c}_{i + 1}" for i, c in enumerate(names)]
     adata = _anndata(data.preprocessor.inverse_transform(x_syn), ids, names, data)
@@ -49,7 +80,9 @@ def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, s
     if metrics:
         adata.uns["metrics"] = augmentation_metrics(
             data.x_train, data.y_train, data.x_test, data.y_test, x_syn, y_syn, seed=seed,
-            with_umap=umap).to_dict() | {"n_synthetic": int(len(y_syn))}
+            with_umap=umap).to_dict() | {"n_synthetic": int(len(y_syn)),
+                                         "clipped_share": clipped}
+        adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
         emb = umap_2d(np.concatenate([data.x_test, x_syn]), UmapParams(seed=seed))
         adata.obsm["X_umap"] = emb[len(data.x_test):]
@@ -62,12 +95,16 @@ def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, s
 def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str], source: int,
                         target: int, x_target: np.ndarray, x_target_ref: np.ndarray,
                         core_k: float = 1.0, seed: int = 0, metrics: bool = True,
-                        umap: bool = True, provenance: dict[str, Any] | None = None):
+                        umap: bool = True, provenance: dict[str, Any] | None = None,
+                        bounded: bool = True):
     """Samples of class ``source`` carried to ``target`` as AnnData in input units: the moved
     values in ``X``, the originals in ``layers["original"]``, the gene scores in ``var``; with
     the perturbation metrics against real target samples of the same split (``x_target``) and
     of the other one (``x_target_ref``), and a joint UMAP with ``x_target``."""
     pre = data.preprocessor
+    moved, clipped = pre.clip_plausible(res.x_moved, data.x_train)
+    if bounded:
+        res.x_moved = moved
     adata = _anndata(pre.inverse_transform(res.x_moved), ids,
                      [data.classes[target]] * len(ids), data)
     adata.obs["original_label"] = pd.Categorical([data.classes[source]] * len(ids),
@@ -84,7 +121,9 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
         svm = fit_svm(data.x_train, data.y_train)
         adata.uns["metrics"] = perturbation_metrics(
             res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
-            target).to_dict() | {"n_core_genes": int(scores.core.sum())}
+            target).to_dict() | {"n_core_genes": int(scores.core.sum()),
+                                 "clipped_share": clipped}
+        adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
         emb = umap_2d(np.concatenate([x_target, res.x_source, res.x_moved]),
                       UmapParams(seed=seed))

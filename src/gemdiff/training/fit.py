@@ -81,7 +81,10 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
     if datamodule is None:
         datamodule = hydra.utils.instantiate(cfg.data)
     data = datamodule.prepare()  # reads and validates the input: fails before any file exists
-    log.info("data: %s", data.summary())
+    summary = data.summary()
+    log.info("data: %s", {k: v for k, v in summary.items() if k != "warnings"})
+    for warning in summary.get("warnings", []):
+        log.warning(warning)
     model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes,
                                     n_classes=len(data.classes),
                                     diffusion=hydra.utils.instantiate(cfg.diffusion))
