@@ -129,3 +129,40 @@ def test_subset_job_selects_only_the_subset_whatever_the_dataset_config():
     cfg = compose_config(["screen=/s", "subset=SET_0", "data=kidney"], "/tmp/o", "subset")
     assert cfg.data.n_genes is None and cfg.data.genes is None
     assert cfg.data.gmt == "/s/subsets.gmt" and cfg.data.gene_set == "SET_0"
+
+
+def test_the_sweep_gets_the_users_config_folder(tmp_path, monkeypatch):
+    """A screen run on a dataset config from the user's own folder (``--config-dir``): the
+    core sweep's jobs find that config too."""
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    mine = tmp_path / "my_configs"
+    (mine / "data").mkdir(parents=True)
+    (mine / "data/mine.yaml").write_text("defaults:\n  - synthetic\n  - _self_\n"
+                                         "source:\n  n_genes: 20\n")
+    screen = tmp_path / "screen"
+    (screen / ".hydra").mkdir(parents=True)
+    (screen / "subsets.gmt").write_text("S_0\td\tG1\tG2\n")
+    (screen / ".hydra/overrides.yaml").write_text("- data=mine\n")
+    OmegaConf.save({"hydra": {"runtime": {"config_sources": [
+        {"path": str(mine), "schema": "file", "provider": "command-line"}]}}},
+        screen / ".hydra/hydra.yaml")
+    launched = []
+    monkeypatch.setattr(core_app.subprocess, "run",
+                        lambda cmd, env: launched.append(cmd) or subprocess.CompletedProcess(
+                            cmd, 0))
+    cfg = compose_config([f"screen={screen}", "null_model=false"], tmp_path / "core", "core")
+    core_app.launch(cfg, ["S_0"], tmp_path / "jobs")
+    monkeypatch.undo()
+    (cmd,) = launched
+    assert "data=mine" in cmd and f"hydra.searchpath=[file://{mine}]" in cmd
+    assert cmd[1:4] == ["-m", "gemdiff.subset", "-m"]
+    job = cmd[:3] + cmd[4:] + ["--cfg", "job"]  # one job (not a multirun), its config printed
+    done = subprocess.run(job, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "n_genes: 20" in done.stdout
+    without = [a for a in job if not a.startswith("hydra.searchpath")]
+    assert subprocess.run(without, capture_output=True, text=True).returncode != 0

@@ -42,13 +42,14 @@ PRODUCTS = ("core_genes.tsv", "core_genes.txt", "subset_scores.tsv", "summary.js
 def launch(cfg: DictConfig, subsets: list[str], jobs_dir: Path) -> None:
     """Run ``gemdiff.subset`` as one Hydra multirun in a child process."""
     from gemdiff.common.errors import GemdiffError
+    from gemdiff.runtime.sweep import search_path_override
     from gemdiff.tools.core_genes import screen_data_overrides
 
     screen = Path(cfg.screen).resolve()
     cmd = [sys.executable, "-m", "gemdiff.subset", "-m", f"screen={screen}",
            f"subset={','.join(subsets)}", f"seed={','.join(str(s) for s in cfg.seeds)}",
            f"source={cfg.source}", f"target={cfg.target}", f"hydra.sweep.dir={jobs_dir}",
-           *screen_data_overrides(screen)]
+           *screen_data_overrides(screen), *search_path_override(screen)]
     if cfg.null_model:
         cmd.append("data.permute_labels=false,true")
     env = dict(os.environ)

@@ -84,3 +84,26 @@ class SweepSummary(Callback):
         write_table(table, sweep_dir / SUMMARY)
         log.info("%d of %d jobs finished; summary: %s", int(table.finished.sum()), len(table),
                  sweep_dir / SUMMARY)
+
+
+def search_path_override(*run_folders: str | Path) -> list[str]:
+    """``hydra.searchpath=[...]`` carrying the config folders the user added (``--config-dir``,
+    ``hydra.searchpath``) to the running job and to the runs in ``run_folders`` (as their
+    ``.hydra/hydra.yaml`` records them), for a command that launches other gemdiff processes:
+    their own configs (``data=<mine>``) resolve there too. Empty when none were added."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sources = []
+    if HydraConfig.initialized():
+        sources += list(HydraConfig.get().runtime.config_sources)
+    for folder in run_folders:
+        recorded = Path(folder) / ".hydra" / "hydra.yaml"
+        if recorded.is_file():
+            found = OmegaConf.select(OmegaConf.load(recorded), "hydra.runtime.config_sources")
+            sources += list(found or [])
+    paths = []
+    for src in sources:
+        if src.get("schema") == "file" and src.get("provider") not in ("main", "hydra", "schema") \
+                and src.get("path") and f"file://{src['path']}" not in paths:
+            paths.append(f"file://{src['path']}")
+    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
