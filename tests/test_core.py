@@ -135,7 +135,6 @@ def test_the_sweep_gets_the_users_config_folder(tmp_path, monkeypatch):
     """A screen run on a dataset config from the user's own folder (``--config-dir``): the
     core sweep's jobs find that config too."""
     import subprocess
-    import sys
 
     from omegaconf import OmegaConf
 

@@ -321,7 +321,7 @@ def test_an_edited_checkpoint_is_refused_in_one_line(edit, expect, trained_synth
 
 # --- the screen's cache -------------------------------------------------------------------
 
-def test_cache_lines_of_the_wrong_types_are_dropped_counted_and_rescored(tmp_path, caplog):
+def test_cache_lines_of_the_wrong_types_are_dropped_counted_and_rescored(tmp_path):
     from gemdiff.tools.cluster_potential import ScoreCache
 
     path = tmp_path / "cache.jsonl"
@@ -334,8 +334,20 @@ def test_cache_lines_of_the_wrong_types_are_dropped_counted_and_rescored(tmp_pat
         '[1, 2]',
         '{"key": "no_silhouette", "scores": {"silhouette_gene": 0.1}}',
     ]) + "\n")
-    with caplog.at_level("WARNING"):
+    import logging
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("gemdiff.screen")
+    state = logger.disabled, logger.level  # an earlier in-process Hydra run may have muted it
+    logger.disabled, logger.level = False, logging.WARNING
+    logger.addHandler(handler)
+    try:
         cache = ScoreCache(path)
+    finally:
+        logger.removeHandler(handler)
+        logger.disabled, logger.level = state
     assert set(cache.scores) == {"good", "int"} and cache.dropped == 5
-    assert "5 line(s)" in caplog.text
+    assert any("5 line(s)" in m for m in seen), seen
     assert "text" not in cache  # scored again by the screen

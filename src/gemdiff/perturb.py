@@ -8,7 +8,8 @@ Each source sample is DDIM-encoded with the source label to the latent at ``t_en
 with the target label. Writes into the run folder: ``perturbed.tsv`` (the input's units, same
 sample ids), ``perturbed.h5ad`` (moved values in X, originals in ``layers["original"]``, gene
 scores in ``var``), ``gene_scores.tsv``, ``core_genes.txt``, ``metrics.json``, ``umap.png``
-(real target, real source and perturbed source) and ``trajectory.png``.
+(real target, real source and perturbed source), ``trajectory.png`` and ``genes.png`` (the top
+core genes: source, perturbed and real target values side by side).
 """
 
 from __future__ import annotations

@@ -37,7 +37,15 @@ def loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | Path,
     return _save(fig, path)
 
 
-def _scatter_groups(ax, emb, groups, names_colors, size=8):
+def gene_caption(genes: Sequence[str], limit: int = 8) -> str:
+    """``16 genes: A, B, C, ... (+8)``: which genes a figure's samples are made of."""
+    genes = list(genes)
+    shown = ", ".join(genes[:limit]) + (f", ... (+{len(genes) - limit})"
+                                        if len(genes) > limit else "")
+    return f"{len(genes)} gene{'s' * (len(genes) != 1)}: {shown}"
+
+
+def _scatter_groups(ax, emb, groups, names_colors, size=8, axis: str = "UMAP"):
     for name, color in names_colors:
         mask = groups == name
         if mask.any():
@@ -45,55 +53,127 @@ def _scatter_groups(ax, emb, groups, names_colors, size=8):
                        label=f"{name} (n={int(mask.sum())})")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel(f"{axis} 1")
+    ax.set_ylabel(f"{axis} 2")
     ax.legend(frameon=False, fontsize=7, markerscale=2)
 
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+PAIRS = [("#1f4e99", "#8fb8e8"), ("#b2182b", "#f4a582"), ("#1b7837", "#a6dba0"),
+         ("#6a3d9a", "#cab2d6"), ("#8c510a", "#dfc27d")]
 
 
-def umap_real_vs_synthetic(emb, classes, is_synthetic, path, title: str = "") -> Path:
-    """UMAP of real and synthetic samples: one panel coloured by class and origin."""
+def umap_real_vs_synthetic(emb, classes, is_synthetic, path, title: str = "",
+                           genes: Sequence[str] = (), axis: str = "UMAP") -> Path:
+    """Real and synthetic samples embedded together (``axis``: UMAP or PC), one colour per
+    class and origin; the caption names the genes."""
     import numpy as np
 
     groups = np.array([f"{'synthetic' if s else 'real'} {c}" for c, s in
                        zip(classes, is_synthetic, strict=True)])
-    names = sorted(set(groups), key=lambda g: (g.split()[1], g.split()[0]))
-    fig = Figure(figsize=(5.5, 5), dpi=120, layout="tight")
+    # One hue per class: real samples dark, synthetic ones light.
+    order = list(dict.fromkeys(sorted(classes)))
+    colors = []
+    for i, c in enumerate(order):
+        dark, light = PAIRS[i % len(PAIRS)]
+        colors += [(f"real {c}", dark), (f"synthetic {c}", light)]
+    fig = Figure(figsize=(5.5, 5.2), dpi=120, layout="tight")
     ax = fig.add_subplot()
-    _scatter_groups(ax, emb, groups, zip(names, PALETTE * 3, strict=False))
-    ax.set_title(title or "UMAP: real vs synthetic", fontsize=9)
+    _scatter_groups(ax, emb, groups, colors, axis=axis)
+    head = title or f"{axis}: real vs synthetic"
+    ax.set_title(head + (f"\n{gene_caption(genes)}" if len(genes) else ""), fontsize=8)
     return _save(fig, path)
 
 
-def umap_perturbation(panels, path) -> Path:
+def umap_perturbation(panels, path, genes: Sequence[str] = ()) -> Path:
     """One UMAP panel per (title, embedding, group labels): real target, source, perturbed."""
     colors = {"target": "#1f77b4", "source": "#ff7f0e", "perturbed source": "#2ca02c"}
-    fig = Figure(figsize=(5 * len(panels), 4.8), dpi=120, layout="tight")
+    fig = Figure(figsize=(5 * len(panels), 5.0), dpi=120, layout="tight")
     for i, (title, emb, groups) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         names = [(g, colors.get(g.split(":")[0], "#7f7f7f")) for g in dict.fromkeys(groups)]
         _scatter_groups(ax, emb, groups, names)
         ax.set_title(title, fontsize=9)
+    if len(genes):
+        fig.suptitle(f"UMAP of real and perturbed samples; {gene_caption(genes)}", fontsize=9)
     return _save(fig, path)
 
 
-def trajectory_panel(frames, path, xlim=None, ylim=None) -> Path:
-    """Small multiples of 2-D projections of intermediate states: (title, points, reference)."""
+def trajectory_panel(frames, path, xlim=None, ylim=None, source: str = "source",
+                     target: str = "target") -> Path:
+    """Small multiples of 2-D projections of the bridge's intermediate states: (title, points,
+    reference). Encoding states (with the source label, toward noise) and decoding states
+    (with the target label, back to data) have their own colours; real target samples are the
+    grey reference in every panel, on the same axes."""
+    import numpy as np
+
     n = len(frames)
     cols = min(n, 6)
     rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(2.2 * cols, 2.2 * rows + 0.3), dpi=120, layout="tight")
+    fig = Figure(figsize=(2.4 * cols, 2.4 * rows + 0.9), dpi=120, layout="constrained")
+    pts_all = np.concatenate([f[1] for f in frames] + [f[2] for f in frames if f[2] is not None])
+    lo, hi = pts_all.min(axis=0), pts_all.max(axis=0)
+    pad = 0.05 * (hi - lo)
+    xlim = xlim or (lo[0] - pad[0], hi[0] + pad[0])
+    ylim = ylim or (lo[1] - pad[1], hi[1] + pad[1])
+    handles = {}
     for i, (title, pts, ref) in enumerate(frames):
         ax = fig.add_subplot(rows, cols, i + 1)
         if ref is not None:
-            ax.scatter(ref[:, 0], ref[:, 1], s=3, c="#1f77b4", alpha=0.25, lw=0)
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="#ff7f0e", alpha=0.6, lw=0)
+            handles["ref"] = ax.scatter(ref[:, 0], ref[:, 1], s=3, c="#9e9e9e", alpha=0.35,
+                                        lw=0)
+        decoding = str(title).startswith("decode")
+        color = "#2ca02c" if decoding else "#ff7f0e"
+        handles["decode" if decoding else "encode"] = ax.scatter(
+            pts[:, 0], pts[:, 1], s=3, c=color, alpha=0.7, lw=0)
         ax.set_title(title, fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-        if xlim is not None:
-            ax.set_xlim(xlim)
-            ax.set_ylim(ylim)
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        if i % cols == 0:
+            ax.set_ylabel("PC 2", fontsize=7)
+        if i >= n - cols:
+            ax.set_xlabel("PC 1", fontsize=7)
+    labels = {"ref": f"real {target} samples", "encode": f"encoding with label {source}",
+              "decode": f"decoding with label {target}"}
+    fig.legend([handles[k] for k in labels if k in handles],
+               [labels[k] for k in labels if k in handles], loc="outside lower center",
+               ncol=3, fontsize=7, markerscale=3, frameon=False)
+    fig.suptitle(f"The bridge from {source} to {target}: states at each recorded timestep t, on "
+                 "the real samples' first two principal components", fontsize=8)
+    return _save(fig, path)
+
+
+def gene_shifts(genes: Sequence[str], source, moved, target, path, source_name: str = "source",
+                target_name: str = "target", unit: str = "log2(n + 1)") -> Path:
+    """Per gene (the top core genes), the distributions of the source samples, the same
+    samples perturbed and the real target samples side by side (box plots with points)."""
+    import numpy as np
+
+    n = len(genes)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(3.0 * cols, 2.6 * rows + 0.6), dpi=120, layout="constrained")
+    names = [source_name, f"{source_name} perturbed", target_name]
+    colors = ["#ff7f0e", "#2ca02c", "#1f77b4"]
+    rng = np.random.default_rng(0)
+    for i, gene in enumerate(genes):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        data = [np.asarray(source[:, i]), np.asarray(moved[:, i]), np.asarray(target[:, i])]
+        box = ax.boxplot(data, patch_artist=True, widths=0.5, showfliers=False)
+        for patch, c in zip(box["boxes"], colors, strict=True):
+            patch.set_facecolor(c)
+            patch.set_alpha(0.35)
+        for k, (vals, c) in enumerate(zip(data, colors, strict=True)):
+            ax.scatter(k + 1 + rng.uniform(-0.15, 0.15, len(vals)), vals, s=4, c=c, lw=0,
+                       alpha=0.6)
+        ax.set_xticks([1, 2, 3], ["source", "perturbed", "target"], fontsize=7)
+        ax.set_title(str(gene), fontsize=8)
+        if i % cols == 0:
+            ax.set_ylabel(unit, fontsize=7)
+    fig.suptitle(f"Top core genes: {names[0]} samples, the same carried to {target_name}, and "
+                 f"real {target_name} samples", fontsize=8)
     return _save(fig, path)
 
 
@@ -112,8 +192,14 @@ def enrichment_dots(table, path, fdr: float) -> Path:
     labels = [f"{s[:60]}  ({str(lib).removesuffix('.gmt')})"
               for s, lib in zip(df["set"], df["library"], strict=True)]
     ax.set_yticks(np.arange(len(df)), labels, fontsize=7)
-    ax.set_xlabel("-log10 q (Benjamini-Yekutieli)")
-    fig.colorbar(pts, ax=ax, label="fold enrichment")
+    ax.set_xlabel("-log10 q (Benjamini-Yekutieli); dashed line: q = fdr")
+    ax.set_title("Enriched gene sets, best on top", fontsize=9)
+    fig.colorbar(pts, ax=ax, label="fold enrichment (observed / expected overlap)")
+    sizes = sorted({int(v) for v in np.quantile(df["k"].to_numpy(dtype=float), [0, 0.5, 1])})
+    handles = [ax.scatter([], [], s=20 + 8 * k, c="white", edgecolors="k", lw=0.5)
+               for k in sizes]
+    ax.legend(handles, [str(k) for k in sizes], title="listed genes\nin the set",
+              loc="lower right", fontsize=7, title_fontsize=7, frameon=True, labelspacing=1.2)
     return _save(fig, path)
 
 

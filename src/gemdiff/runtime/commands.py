@@ -55,9 +55,28 @@ def train_run(cfg: DictConfig, pick_up: bool | None = None) -> dict:
     check_fresh(out, TRAIN_PRODUCTS, cfg.get("overwrite", False) or resuming_here)
     result = run.fit(out, progress=bool(cfg.trainer.get("enable_progress_bar", True)))
     if result.primary:
+        if cfg.get("sample_plot", True):
+            sample_figure(result.checkpoint, out / "samples.png")
         write_json(result.to_dict(), out / "summary.json")
         log.info("checkpoint: %s", result.checkpoint)
     return result.to_dict()
+
+
+def sample_figure(checkpoint: str | Path, path: Path) -> Path:
+    """``samples.png`` of a training run: as many synthetic samples per class as the real test
+    split holds (50 DDIM steps), against those real ones on their principal components."""
+    from gemdiff.models.generators import SampleOptions
+    from gemdiff.tools.results import plot_samples
+    from gemdiff.tools.sampling import labels_to_generate, sample_scaled
+    from gemdiff.training.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    data = model.data()
+    labels = labels_to_generate(model.classes, data.y_test, None)
+    x = sample_scaled(model, labels, 0, SampleOptions("ddim", 50))
+    x, clipped = model.preprocessor.clip_plausible(x, data.x_train)
+    return plot_samples(data, x, labels, path, f"Real test vs synthetic samples (50 DDIM "
+                                               f"steps; {clipped:.1%} of values at the bound)")
 
 
 def _configure_run(cfg: DictConfig) -> None:
@@ -127,10 +146,13 @@ def write_perturbation(adata, out: Path) -> None:
 
 
 def write_perturbation_plots(adata, out: Path, seed: int = 0) -> list[Path]:
-    """``umap.png`` and ``trajectory.png`` of a perturbation result, where it holds them."""
-    from gemdiff.tools.results import plot_perturbation, plot_trajectory
+    """``genes.png``, ``umap.png`` and ``trajectory.png`` of a perturbation result, where it
+    holds them."""
+    from gemdiff.tools.results import plot_gene_shifts, plot_perturbation, plot_trajectory
 
     images = []
+    if "gene_shifts" in adata.uns and len(adata.uns["gene_shifts"]["genes"]):
+        images.append(plot_gene_shifts(adata, out / "genes.png"))
     if "trajectory" in adata.uns:
         images.append(plot_trajectory(adata, out / "trajectory.png"))
     if "X_umap" in adata.obsm:

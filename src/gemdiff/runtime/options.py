@@ -81,6 +81,7 @@ class Train(_Options):
     seed: Seed
     threads: Optional[Positive] = None
     overwrite: bool = False
+    sample_plot: bool = True
     trainer: Trainer
     calibrate: Calibrate
     data: Data

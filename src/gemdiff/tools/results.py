@@ -134,7 +134,21 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
             [data.classes[target]] * n_t, dtype=object)}
     if res.encode is not None and res.encode.trajectory:
         adata.uns["trajectory"] = trajectory_frames(res, x_target)
+    adata.uns["gene_shifts"] = gene_shift_values(data, scores, res, x_target)
     return adata
+
+
+def gene_shift_values(data: PreparedData, scores: pd.DataFrame, res: Perturbation,
+                      x_target: np.ndarray, top: int = 8) -> dict[str, Any]:
+    """For the top genes by score (core genes first): their values in the source samples,
+    the same perturbed and the real target samples, in log2(n + 1) units (``genes.png``)."""
+    best = scores.sort_values(["core", "score"], ascending=False, kind="stable").head(top)
+    cols = [list(data.genes).index(g) for g in best.gene]
+    pre = data.preprocessor
+    return {"genes": np.array(best.gene.tolist(), dtype=object),
+            "source": pre.to_log2p1_scale(res.x_source)[:, cols],
+            "moved": pre.to_log2p1_scale(res.x_moved)[:, cols],
+            "target": pre.to_log2p1_scale(x_target)[:, cols]}
 
 
 def trajectory_frames(res: Perturbation, x_target: np.ndarray) -> dict[str, np.ndarray]:
@@ -144,10 +158,11 @@ def trajectory_frames(res: Perturbation, x_target: np.ndarray) -> dict[str, np.n
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=0).fit(np.concatenate([res.x_source, x_target]))
-    frames = [(f"encode t={lv}", s) for lv, s in zip(res.encode.levels, res.encode.trajectory,
-                                                      strict=True)]
-    frames += [(f"decode t={lv}", s) for lv, s in zip(res.decode.levels,
-                                                      res.decode.trajectory, strict=True)][1:]
+    step = lambda lv: f"t={lv}" if lv >= 0 else "data"  # noqa: E731 - level -1: clean samples
+    frames = [(f"encode {step(lv)}", s) for lv, s in zip(res.encode.levels,
+                                                         res.encode.trajectory, strict=True)]
+    frames += [(f"decode {step(lv)}", s) for lv, s in zip(res.decode.levels,
+                                                          res.decode.trajectory, strict=True)][1:]
     return {"titles": np.array([t for t, _ in frames], dtype=object),
             "points": np.stack([pca.transform(s.numpy()) for _, s in frames]),
             "reference": pca.transform(x_target)}
@@ -161,7 +176,8 @@ def plot_synthetic(adata, path: str | Path, title: str = "") -> Path:
     emb = np.concatenate([ref["X_umap"], adata.obsm["X_umap"]])
     names = list(ref["label"]) + adata.obs["label"].astype(str).tolist()
     is_syn = np.r_[np.zeros(len(ref["label"]), bool), np.ones(adata.n_obs, bool)]
-    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title)
+    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title,
+                                        genes=list(adata.var_names))
 
 
 def plot_perturbation(adata, path: str | Path, seed: int = 0) -> Path:
@@ -183,7 +199,7 @@ def plot_perturbation(adata, path: str | Path, seed: int = 0) -> Path:
         groups = np.array([f"target: {tgt}"] * len(t_idx) + [f"source: {src}"] * len(s_idx)
                           + [f"perturbed source: {src} -> {tgt}"] * len(s_idx))
         panels.append((title, pts, groups))
-    return plots.umap_perturbation(panels, path)
+    return plots.umap_perturbation(panels, path, genes=list(adata.var_names))
 
 
 def plot_trajectory(adata, path: str | Path) -> Path:
@@ -193,4 +209,32 @@ def plot_trajectory(adata, path: str | Path) -> Path:
     t = adata.uns["trajectory"]
     frames = [(title, pts, t["reference"]) for title, pts in zip(t["titles"], t["points"],
                                                                  strict=True)]
-    return plots.trajectory_panel(frames, path)
+    return plots.trajectory_panel(frames, path, source=str(adata.obs["original_label"].iloc[0]),
+                                  target=str(adata.obs["label"].iloc[0]))
+
+
+def plot_samples(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray,
+                 path: str | Path, title: str = "") -> Path:
+    """Synthetic samples against the real test samples on the real samples' first two
+    principal components (cheap: no UMAP), coloured by class and origin."""
+    from sklearn.decomposition import PCA
+
+    from gemdiff.evaluation import plots
+
+    pca = PCA(n_components=2, random_state=0).fit(data.x_test)
+    emb = np.concatenate([pca.transform(data.x_test), pca.transform(x_syn)])
+    names = [data.classes[i] for i in data.y_test] + [data.classes[i] for i in y_syn]
+    is_syn = np.r_[np.zeros(len(data.y_test), bool), np.ones(len(y_syn), bool)]
+    return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title, genes=data.genes,
+                                        axis="PC")
+
+
+def plot_gene_shifts(adata, path: str | Path) -> Path:
+    """The top core genes of a perturbation result: source, perturbed and real target values
+    side by side (``uns["gene_shifts"]``)."""
+    from gemdiff.evaluation import plots
+
+    g = adata.uns["gene_shifts"]
+    return plots.gene_shifts(list(g["genes"]), g["source"], g["moved"], g["target"], path,
+                             str(adata.obs["original_label"].iloc[0]),
+                             str(adata.obs["label"].iloc[0]))
