@@ -13,7 +13,7 @@ from gemdiff.common.errors import InputError
 from gemdiff.data.dataset import DataOptions, prepare_data
 from gemdiff.data.io import GEM
 from gemdiff.data.preprocess import Preprocessor
-from gemdiff.evaluation.metrics import (augmentation_metrics, balanced_accuracy, perturbation_metrics)
+from gemdiff.evaluation.metrics import augmentation_metrics, balanced_accuracy, perturbation_metrics
 from tests.conftest import make_config
 
 
