@@ -53,8 +53,8 @@ def result_warnings(data: PreparedData, metrics: dict) -> list[str]:
     slope, real = metrics.get("corr_slope"), metrics.get("corr_slope_real")
     if slope is not None and real is not None and real > 0.2 and slope < real / 2:
         out.append(f"synthetic samples keep little of the real gene-gene correlation "
-                   f"(corr_slope {slope:.2f} against {real:.2f} for real test samples): train "
-                   "longer (trainer.max_steps) or a larger model")
+                   f"(corr_slope {slope:.2f} against {real:.2f} for real test samples): do "
+                   "not read co-expression from them")
     if metrics.get("frac_to_target_informative") is False:
         out.append(f"frac_to_target is uninformative: the classifier calls only "
                    f"{metrics['frac_to_target_real']:.0%} of the real target samples target")
