@@ -117,6 +117,10 @@ def test_screen_then_core_finds_planted_drivers(tmp_path):
     assert genes.score[is_driver].mean() > 2 * genes.null_score.mean()
     called = set((out / "core_genes.txt").read_text().split())
     assert called and called <= drivers
+    # A t-test of the same samples beside every gene: the planted drivers are DE too.
+    assert {"de_log2fc", "de_t", "de_p", "de_q"} <= set(genes.columns)
+    assert summary["n_core_de"] + len(summary["core_not_de"]) == summary["n_core"]
+    assert (genes.de_q[is_driver] < 0.05).mean() > 0.8
     for name in ("subset_scores.tsv", "summary.json", "correlation.png", "scores.png"):
         assert (out / name).is_file()
     # Run again in the same folder for the aggregation only: every job is found finished.

@@ -7,6 +7,8 @@ so that a hung rank fails the test instead of blocking it.
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -48,6 +50,7 @@ def test_two_cpu_ranks_train_a_checkpoint_like_the_single_process_one(tmp_path):
     assert raw["global_step"] == 40
 
 
+@pytest.mark.slow  # 20 s; the plain DDP test above runs by default
 def test_ddp_inside_a_sweep_spawns_its_ranks(tmp_path):
     log = train("trainer=ddp", "trainer.devices=2", "seed=0,1",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, multirun=True)

@@ -27,7 +27,7 @@ def test_flatten_keeps_scalars():
                                                                       "e": "x"}
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
 def test_sweep_writes_one_summary_and_a_rerun_skips_finished_jobs(tmp_path, launcher):
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"] \
         if launcher == "joblib" else []

@@ -43,19 +43,12 @@ class OutputWriteError(InputError):
     that is a file. Nothing half-written is left behind."""
 
 
-def filesystem_problem(err: Exception) -> str:
+def filesystem_problem(err: OSError) -> str:
     """What went wrong with the filesystem, in words: the OS's message and its errno name."""
     import errno as errno_names
-    import os
-    import re
 
-    number, text = getattr(err, "errno", None), getattr(err, "strerror", None)
-    found = re.search(r"errno = (\d+)", str(err))  # HDF5 puts the OS error in its message
-    if found:
-        number = int(found.group(1))
-        text = os.strerror(number)
-    text = text or (str(err).strip().splitlines() or [type(err).__name__])[0]
-    name = errno_names.errorcode.get(number or 0, "")
+    text = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    name = errno_names.errorcode.get(err.errno or 0, "")
     return f"{text} ({name})" if name else text
 
 

@@ -12,6 +12,20 @@ Model, for sample s of class c and gene g::
 - ``sd``: heteroscedastic noise, larger for lowly expressed genes (as in RNA-seq);
 - ``shift``: nonzero only for the planted driver genes (up or down in the second class);
 - lowly expressed genes drop out (unexpressed, written as missing) at random.
+
+Two more kinds of driver, which a test of means cannot see, and a confounder:
+
+- spread drivers: in the second class the gene's own noise SD is ``spread_factor`` times
+  larger, its mean unchanged;
+- rewired drivers: in the second class the gene follows a factor of its own instead of its
+  module's (same loading), so its mean and SD are those of the first class while its
+  correlation with the module is gone;
+- a batch (like TCGA against GTEx): each sample is in batch 1 with a probability that depends
+  on its class (``batch_share``), and batch 1 shifts every gene by its own N(0,
+  ``batch_effect``) offset.
+
+These are drawn from a generator of their own, after the draws above, so a matrix without
+them is the same as before they existed.
 """
 
 from __future__ import annotations
@@ -31,6 +45,12 @@ class SyntheticGEM:
     drivers: list[str]
     shifts: dict[str, float]  # driver -> mean change (log2 units), first class to second
     gene_sets: dict[str, list[str]]  # MODULE_<k> -> the genes of module k (a GMT-like library)
+    kinds: dict[str, str] | None = None  # driver -> "mean", "spread" or "rewired"
+    batch: np.ndarray | None = None  # (n_samples,) 0/1 batch of each sample; None without
+
+    def drivers_of(self, kind: str) -> list[str]:
+        """The drivers of one kind: ``mean``, ``spread`` or ``rewired``."""
+        return [g for g, k in (self.kinds or {}).items() if k == kind]
 
 
 def simulate_gem(
@@ -45,6 +65,11 @@ def simulate_gem(
     classes: tuple[str, str] = ("normal", "tumor"),
     drivers_in_module: bool = False,
     seed: int = 0,
+    n_spread: int = 0,
+    spread_factor: float = 2.0,
+    n_rewired: int = 0,
+    batch_effect: float = 0.0,
+    batch_share: tuple[float, float] = (0.2, 0.8),
 ) -> SyntheticGEM:
     """Simulate a two-class GEM (samples x genes, log2 scale) with planted drivers.
 
@@ -65,6 +90,15 @@ def simulate_gem(
         gene-set screening) instead of from all genes.
     seed
         Everything is drawn from one generator seeded here.
+    n_spread, spread_factor
+        Genes whose noise SD is ``spread_factor`` times larger in the second class (mean
+        unchanged).
+    n_rewired
+        Genes that leave their module in the second class (same mean and SD; no correlation
+        with the module's other genes there).
+    batch_effect, batch_share
+        SD of the per-gene offset of batch 1 (0: no batch), and each class's probability of a
+        sample being in batch 1.
     """
     if n_drivers > n_genes:
         raise ValueError(f"n_drivers={n_drivers} exceeds n_genes={n_genes}")
@@ -92,14 +126,39 @@ def simulate_gem(
     shift[driver_idx] = rng.uniform(*effect, n_drivers) * rng.choice([-1.0, 1.0], n_drivers)
 
     factors = rng.standard_normal((n_samples, n_modules))  # (n_samples, n_modules)
-    x = (mu + shift * y[:, None] + load * factors[:, module]
-         + sd * rng.standard_normal((n_samples, n_genes)))
-    x[(rng.random(x.shape) < dropout) & low] = np.nan
+    noise = rng.standard_normal((n_samples, n_genes))
+    x = mu + shift * y[:, None] + load * factors[:, module] + sd * noise
+    missing = (rng.random(x.shape) < dropout) & low
+
+    extra = np.random.default_rng([seed, 1])  # the other kinds: draws of their own
+    kinds = {i: "mean" for i in driver_idx}
+    free = np.setdiff1d(np.flatnonzero(~low), driver_idx)
+    if n_spread + n_rewired > len(free):
+        raise ValueError(f"n_spread + n_rewired = {n_spread + n_rewired} exceeds the "
+                         f"{len(free)} expressed genes that are not mean drivers")
+    chosen = extra.choice(free, size=n_spread + n_rewired, replace=False)
+    second = y == 1
+    for i in chosen[:n_spread]:
+        x[second, i] += (spread_factor - 1.0) * sd[i] * noise[second, i]
+        kinds[i] = "spread"
+    for i in chosen[n_spread:]:
+        own = extra.standard_normal(int(second.sum()))
+        x[second, i] += load[i] * (own - factors[second, module[i]])
+        kinds[i] = "rewired"
+    batch = None
+    if batch_effect > 0:
+        batch = (extra.random(n_samples) < np.asarray(batch_share, dtype=float)[y]).astype(int)
+        x += batch[:, None] * extra.normal(0.0, batch_effect, n_genes)
+    x[missing] = np.nan
 
     labels = np.array([classes[i] for i in y])
-    drivers = [genes[i] for i in driver_idx]
+    drivers = [genes[i] for i in sorted(kinds)]
     sets = {f"MODULE_{k + 1}": [genes[i] for i in np.flatnonzero(module == k)]
             for k in range(n_modules)}
-    gem = GEM(x, samples, genes, labels, source="synthetic",
-              meta={"drivers": drivers, "gene_sets": sets})
-    return SyntheticGEM(gem, drivers, {genes[i]: float(shift[i]) for i in driver_idx}, sets)
+    named = {genes[i]: k for i, k in sorted(kinds.items())}
+    meta = {"drivers": drivers, "gene_sets": sets, "driver_kinds": named}
+    if batch is not None:
+        meta["batch"] = batch
+    gem = GEM(x, samples, genes, labels, source="synthetic", meta=meta)
+    return SyntheticGEM(gem, drivers, {genes[i]: float(shift[i]) for i in driver_idx}, sets,
+                        named, batch)

@@ -110,30 +110,23 @@ def holds_folder(folder: str | Path) -> bool:
 def write_h5ad(adata, path: str | Path) -> Path:
     """An AnnData result, written atomically (``anndata.read_h5ad`` opens it).
 
-    When the write fails (a full disk), HDF5 repeats the error as it frees its objects; those
-    echoes are silenced, so the failure reads as one line.
+    The HDF5 file is built in memory and its bytes written like every other file: HDF5 left to
+    write to a full disk itself fails in ways that crash the interpreter later, when its
+    half-written objects are freed.
     """
-    import gc
+    import io
 
-    failure = None
-    hooks = sys.unraisablehook, sys.excepthook  # h5py prints its echoes through both
-    sys.unraisablehook, sys.excepthook = (lambda unraisable: None), (lambda *exc: None)
+    import h5py
+
     try:
-        try:
-            with atomic_path(path, ".h5ad") as tmp:
-                try:
-                    adata.write_h5ad(tmp)
-                except RuntimeError as err:  # HDF5 reports some OS errors as RuntimeError
-                    if "errno = " not in str(err):
-                        raise
-                    failure = f"cannot be written: {filesystem_problem(err)}"
-                    raise OSError(failure) from None
-        except OutputWriteError as err:
-            failure = failure or err.problem
-        if failure is not None:
-            gc.collect()  # free HDF5's objects of the failed write now, quietly
-    finally:
-        sys.unraisablehook, sys.excepthook = hooks
-    if failure is not None:
-        raise OutputWriteError(path, failure)
+        from anndata.io import write_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import write_elem
+
+    adata.strings_to_categoricals()  # what AnnData.write_h5ad does first
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        write_elem(f, "/", adata)
+    with atomic_path(path, ".h5ad") as tmp:
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)

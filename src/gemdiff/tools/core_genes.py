@@ -23,7 +23,7 @@ from scipy import stats
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.common.resultsets import trusted_result
 from gemdiff.tools.cluster_potential import empirical_p
-from gemdiff.tools.gene_scores import core_calls
+from gemdiff.tools.gene_scores import core_calls, core_versus_de
 
 log = logging.getLogger("gemdiff.core")
 JOB_FILE = "job.json"  # what a finished job of the sweep (gemdiff.subset) leaves in its folder
@@ -126,12 +126,28 @@ def aggregate(jobs: pd.DataFrame, subsets: pd.DataFrame, core_sd: float = 2.0
                      "n_core": int(genes.core.sum())}
     if len(summary["seeds"]) > 1:
         summary |= _seed_stability(genes, real, core_sd)
+    if "de_p" in real:
+        genes = genes.merge(_de_per_gene(real), on=["gene", "subset"], how="left", sort=False)
+        summary |= core_versus_de(genes)
     null = jobs[jobs.permuted]
     if not null.empty:
         summary |= _against_null(genes, null)
     genes = genes.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     per_subset, correlation = _per_subset(genes)
     return genes, per_subset, summary | correlation
+
+
+def _de_per_gene(real: pd.DataFrame) -> pd.DataFrame:
+    """The jobs' t-tests per gene: mean fold change and t over seeds (each seed draws its own
+    split), the median p, and BH q over all genes of the sweep (a job's own q is over its 16
+    genes only)."""
+    from scipy import stats
+
+    de = (real.groupby(["gene", "subset"], sort=False)
+          .agg(de_log2fc=("de_log2fc", "mean"), de_t=("de_t", "mean"), de_p=("de_p", "median"))
+          .reset_index())
+    de["de_q"] = stats.false_discovery_control(de.de_p.fillna(1.0).to_numpy())
+    return de
 
 
 def _seed_stability(genes: pd.DataFrame, real: pd.DataFrame, core_sd: float) -> dict:

@@ -25,7 +25,7 @@ from gemdiff.data.preprocess import CLIPPED_WARN, PLAUSIBLE_MARGIN
 from gemdiff.evaluation.embedding import UmapParams, umap_2d
 from gemdiff.evaluation.metrics import augmentation_metrics, fit_svm, perturbation_metrics
 from gemdiff.models.generators import Perturbation
-from gemdiff.tools.gene_scores import gene_scores
+from gemdiff.tools.gene_scores import core_versus_de, differential_expression, gene_scores
 
 
 def _anndata(values: np.ndarray, ids: Sequence[str], labels: Sequence[str],
@@ -111,6 +111,9 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
                                                  categories=data.classes)
     adata.layers["original"] = pre.inverse_transform(res.x_source)
     scores = gene_scores(pre, data.genes, res.x_source, res.x_moved, core_k)
+    if len(x_target) >= 2 and len(res.x_source) >= 2:
+        de = differential_expression(pre, data.genes, res.x_source, x_target)
+        scores = scores.merge(de, on="gene", how="left", sort=False)
     var = scores.set_index("gene").loc[list(data.genes)]
     var["direction"] = pd.Categorical(var["direction"], categories=["down", "up"])
     var.index = var.index.astype(str)
@@ -123,6 +126,8 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
             res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
             target).to_dict() | {"n_core_genes": int(scores.core.sum()),
                                  "clipped_share": clipped}
+        if "de_q" in scores:
+            adata.uns["metrics"] |= core_versus_de(scores)
         adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
         emb = umap_2d(np.concatenate([x_target, res.x_source, res.x_moved]),
