@@ -108,3 +108,19 @@ def test_bad_model_value_is_one_clear_error(tmp_path, capfd):
     assert len(lines) == 1 and lines[0].startswith("gemdiff train: error:"), err
     assert "lr_decay" in lines[0] and "Error in call to target" not in err
     assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
+
+
+def test_every_app_takes_threads_and_the_cap_reaches_torch_and_blas():
+    import subprocess
+    import sys
+
+    from gemdiff.common.config import compose_config
+
+    for app in ("train", "sample", "perturb", "evaluate", "screen", "core", "enrich"):
+        assert "threads" in compose_config([], "/tmp/x", app), app
+    code = ("from gemdiff.runtime.cli import limit_threads; limit_threads(1); import torch; "
+            "from threadpoolctl import threadpool_info; import numpy; "
+            "print(torch.get_num_threads(), max(p['num_threads'] for p in threadpool_info()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["1", "1"], out.stderr

@@ -41,3 +41,21 @@ def test_perturbation_results_carry_de_columns(trained_synthetic):
     assert {"de_log2fc", "de_t", "de_p", "de_q"} <= set(adata.var.columns)
     m = adata.uns["metrics"]
     assert m["n_core_de"] + len(m["core_not_de"]) == m["n_core_genes"]
+
+
+def test_the_cycle_check_runs_on_a_seeded_subsample(trained_synthetic):
+    """The third pass (decode with the source label) runs on 64 samples by default, the same
+    ones each time, and its error is measured against those samples' own values."""
+    from gemdiff.models.generators import BridgeOptions, cycle_rows
+    from gemdiff.training.checkpoint import load_checkpoint
+
+    _, summary = trained_synthetic
+    model = load_checkpoint(summary["checkpoint"])
+    x = model.data().x_train[:100]
+    res = model.generator.bridge(x, 1, 0, BridgeOptions(10, 500))
+    assert res.x_cycle.shape == (64, x.shape[1])
+    np.testing.assert_array_equal(res.cycle_index, cycle_rows(100, 64))
+    full = model.generator.bridge(x, 1, 0, BridgeOptions(10, 500, cycle_samples=None))
+    assert full.x_cycle.shape == x.shape
+    np.testing.assert_allclose(full.x_cycle[res.cycle_index], res.x_cycle, atol=1e-5)
+    np.testing.assert_allclose(full.x_moved, res.x_moved, atol=1e-6)

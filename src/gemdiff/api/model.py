@@ -310,7 +310,8 @@ class GEMDiff:
     def perturb(self, samples=None, source: str | None = None, target: str | None = None, *,
                 label_key: str | None = None, layer: str | None = None, labels=None,
                 split: str = "test", map: str | Any = "bridge", ddim_steps: int = 250,
-                t_end: int = 990, guidance: float = 1.0, core_k: float = 1.0, seed: int = 0,
+                t_end: int = 990, guidance: float = 1.0, cycle_samples: int | None = 64,
+                core_k: float = 1.0, seed: int = 0,
                 metrics: bool = True, umap: bool = True, trajectory: int = 0,
                 progress: bool = False):
         """Carry samples of phenotype ``source`` to ``target`` and score the genes that move.
@@ -319,7 +320,8 @@ class GEMDiff:
         matched by name) or None for the model's own ``split`` (test, train or all). Where
         the samples carry labels (``label_key`` of an AnnData, ``labels`` of a DataFrame or a
         file) only those of ``source`` are moved, else all of them. ``map``: ``bridge``
-        (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``), ``mean_shift`` or
+        (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``; its cycle check on
+        ``cycle_samples`` of the samples, None for all), ``mean_shift`` or
         ``ot``. Returns AnnData: the moved samples in ``X``, the originals in
         ``layers["original"]``, per-gene scores in ``var`` (``core`` above mean + ``core_k``
         SD), metrics in ``uns``; ``trajectory`` records that many bridge states per direction.
@@ -334,7 +336,8 @@ class GEMDiff:
         else:
             x, ids = self._new_samples(samples, model.classes[src], label_key, layer, labels)
             x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
-        moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance)
+        moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance,
+                                   cycle_samples=cycle_samples)
         res = moving.apply(model, x, src, tgt, record=trajectory, progress=progress)
         options = {"map": moving.name, "source": model.classes[src], "target": model.classes[tgt],
                    "split": split if samples is None else "given samples", "seed": seed,

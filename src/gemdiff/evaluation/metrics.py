@@ -293,14 +293,15 @@ def ot_cost(source: np.ndarray, target: np.ndarray) -> float:
 
 
 def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, svm: SVC,
-                         target_index: int) -> PerturbationMetrics:
+                         target_index: int, cycle_index=None) -> PerturbationMetrics:
     """Metrics of a perturbation.
 
     Parameters
     ----------
     x_src, x_moved, x_cycle
         Source samples, the same carried to the target, and encoded-then-decoded with their
-        own label (the cycle; None to skip ``cycle_error``).
+        own label (the cycle; None to skip ``cycle_error``), of the rows ``cycle_index`` of
+        ``x_src`` (all where None).
     x_target_eval, x_target_ref
         Real target-class samples of the same split as the source (compared with the moved
         samples) and of the other split (for the baseline MMD between real target samples).
@@ -320,7 +321,8 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
         mmd_target_baseline=base,
         mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),
         mmd_source_to_target=mmd_rbf(x_src, x_target_eval),
-        cycle_error=None if x_cycle is None else float(np.abs(x_cycle - x_src).mean()),
+        cycle_error=None if x_cycle is None else float(np.abs(
+            x_cycle - (x_src if cycle_index is None else x_src[cycle_index])).mean()),
         transport_cost=float(np.mean(np.sum((x_moved - x_src) ** 2, axis=1))),
         ot_cost=ot_cost(x_src, x_target_eval),
     )

@@ -50,7 +50,9 @@ class SampleOptions:
 class BridgeOptions:
     """Algorithm 1's settings: ``ddim_steps`` each way, the bridge's last level ``t_end``
     (T - 1 is the full chain), classifier-free ``guidance`` on the decode, ``record``
-    intermediate states per direction, and ``cycle``: also decode with the source label."""
+    intermediate states per direction, and ``cycle``: also decode with the source label, on
+    ``cycle_samples`` of them (a fixed, seeded draw; the check needs no more, and the third
+    pass over every sample cost half again the bridge's network calls)."""
 
     ddim_steps: int = 250
     t_end: int = 990
@@ -58,6 +60,7 @@ class BridgeOptions:
     record: int = 0
     cycle: bool = True
     progress: bool = False
+    cycle_samples: int | None = 64  # the cycle check on this many samples (seeded); None: all
 
 
 @dataclass
@@ -69,6 +72,14 @@ class Perturbation:
     x_cycle: np.ndarray | None = None  # encoded and decoded with the source label (bridge)
     encode: DiffusionOutput | None = None  # recorded states of the bridge
     decode: DiffusionOutput | None = None
+    cycle_index: np.ndarray | None = None  # the rows of x_source that x_cycle holds (all: None)
+
+
+def cycle_rows(n: int, limit: int | None) -> np.ndarray:
+    """The rows the cycle check runs on: all ``n``, or a seeded draw of ``limit``, sorted."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=limit, replace=False))
 
 
 class Generator:
@@ -200,10 +211,11 @@ class DiffusionGenerator(Generator):
             enc = d.ddim_encode(plain, xt, y_src, o.ddim_steps, o.t_end, o.record, o.progress)
             dec = d.ddim_decode(self.eps_fn(o.guidance), enc.x, y_tgt, o.ddim_steps, o.t_end,
                                 o.record, o.progress)
-            cyc = d.ddim_decode(plain, enc.x, y_src, o.ddim_steps, o.t_end, 0, o.progress) \
-                if o.cycle else None
+            rows = cycle_rows(len(xt), o.cycle_samples) if o.cycle else None
+            cyc = d.ddim_decode(plain, enc.x[rows], y_src[rows], o.ddim_steps, o.t_end, 0,
+                                o.progress) if o.cycle else None
         return Perturbation(np.asarray(x), dec.x.numpy(),
-                            None if cyc is None else cyc.x.numpy(), enc, dec)
+                            None if cyc is None else cyc.x.numpy(), enc, dec, rows)
 
     def calibrate(self, x: np.ndarray, y: np.ndarray, n_classes: int,
                   options: CalibrationOptions, progress: bool = False) -> bool:

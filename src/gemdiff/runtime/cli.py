@@ -86,6 +86,22 @@ def hydra_output_dir() -> tuple[Path | None, str]:
     return Path(hc.runtime.output_dir), hc.job.name
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """Use at most ``n`` CPU threads: PyTorch, the BLAS and OpenMP pools (threadpoolctl) and
+    numba (UMAP), for this process and the ones it starts. Set before the work imports them."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def run_task(task, cfg) -> None:
     """Body of every Hydra app's ``main``: check the options (a job of a multirun has its own),
     hold the run folder, run ``task(cfg)``; user errors are printed as one line."""
@@ -97,6 +113,8 @@ def run_task(task, cfg) -> None:
         from gemdiff.runtime.outputs import hold_folder, holds_folder, release_folder
 
         check_options(HydraConfig.get().job.config_name, cfg)
+        if cfg.get("threads"):
+            limit_threads(int(cfg.threads))
         # A single run's folder is held since the run started (RunGuard); a job of a multirun
         # holds its own folder while it runs.
         own = output_dir is not None and not _worker_rank() and not holds_folder(output_dir)

@@ -99,6 +99,7 @@ class Sample(_Options):
     umap: bool
     seed: Seed
     wandb: bool = False
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
 
@@ -114,8 +115,10 @@ class _Bridge(_Options):
 
 class Perturb(_Bridge):
     split: Split
+    cycle_samples: Optional[Positive] = 64
     seed: Seed
     wandb: bool = False
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
 
@@ -137,6 +140,7 @@ class Screen(_Options):
     plots: bool
     plot_top: Count
     seed: Seed
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
     class Umap(_Options):
@@ -162,6 +166,7 @@ class Core(_Options):
     core_sd: NonNegative
     n_jobs: Positive
     job_overrides: list[str]
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
 
@@ -172,6 +177,7 @@ class Enrich(_Options):
     plot_top: Count
     ppi_min_score: Optional[Finite]
     toppgene: bool
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
     @model_validator(mode="after")
@@ -186,6 +192,7 @@ class Evaluate(_Options):
     split: Split
     umap: bool
     seed: Seed
+    threads: Optional[Positive] = None
     overwrite: bool = False
 
 

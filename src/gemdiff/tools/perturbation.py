@@ -37,12 +37,13 @@ class BridgeMap:
     ddim_steps: int = 250
     t_end: int = 990
     guidance: float = 1.0
+    cycle_samples: int | None = 64  # the cycle check (cycle_error) on this many samples
     name: ClassVar[str] = "bridge"
 
     def apply(self, model: TrainedModel, x: np.ndarray, source: int, target: int,
               record: int = 0, progress: bool = False) -> Perturbation:
         options = BridgeOptions(self.ddim_steps, self.t_end, self.guidance, record, True,
-                                progress)
+                                progress, self.cycle_samples)
         res = model.generator.bridge(x, source, target, options)
         res.x_moved = model.preprocessor.snap_unexpressed(res.x_moved)
         return res

@@ -124,7 +124,7 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
         svm = fit_svm(data.x_train, data.y_train)
         adata.uns["metrics"] = perturbation_metrics(
             res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
-            target).to_dict() | {"n_core_genes": int(scores.core.sum()),
+            target, res.cycle_index).to_dict() | {"n_core_genes": int(scores.core.sum()),
                                  "clipped_share": clipped}
         if "de_q" in scores:
             adata.uns["metrics"] |= core_versus_de(scores)
