@@ -181,3 +181,37 @@ def test_input_scale_diffuses_scaled_data_and_returns_data_units():
     assert GaussianDiffusion(**old).scale == 1.0
     with pytest.raises(ValueError, match="scale"):
         GaussianDiffusion(scale=0.0)
+
+
+def test_dpm2_follows_the_exact_ode_of_gaussian_data_closer_than_ddim():
+    """For data x0 ~ N(0, s^2) the best denoiser is known, eps(x_t) = sigma_t x_t /
+    (alpha_t^2 s^2 + sigma_t^2), and the probability-flow ODE carries x0 to
+    x0 * sqrt(alpha_t^2 s^2 + sigma_t^2) / s. With few steps the second-order solver lands
+    nearer than DDIM, both ways (50 steps to t = 500: 0.013 against 0.054 encoding, 0.014
+    against 0.028 decoding); with the previous data prediction equal to the current one its
+    step is DDIM's."""
+    import torch
+
+    from gemdiff.models.diffusion import GaussianDiffusion
+
+    d = GaussianDiffusion()
+    s = 0.5
+    ab = d.alpha_bar
+
+    def eps_fn(x, t, y):
+        a = ab[t].to(x.dtype)[:, None]
+        return (1 - a).sqrt() * x / (a * s**2 + 1 - a)
+
+    x0 = torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None]
+    t_end = 500
+    exact = x0 * float(torch.sqrt(ab[t_end] * s**2 + 1 - ab[t_end])) / s
+    errors = {}
+    for solver in ("ddim", "dpm2"):
+        enc = d.ddim_encode(eps_fn, x0, None, 50, t_end, solver=solver)
+        dec = d.ddim_decode(eps_fn, exact, None, 50, t_end, solver=solver)
+        errors[solver] = (float((enc.x - exact).abs().max()), float((dec.x - x0).abs().max()))
+    assert errors["dpm2"][0] < errors["ddim"][0] / 2 and errors["dpm2"][1] < errors["ddim"][1] / 2
+    x, x0_hat = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    eps = (x - ab[500].sqrt() * x0_hat) / (1 - ab[500]).sqrt()
+    np.testing.assert_allclose(d.dpm2_step(x, x0_hat, 500, 400, x0_hat, 600),
+                               d.ddim_step(x, eps, 500, 400), atol=1e-10)

@@ -268,21 +268,55 @@ class GaussianDiffusion(nn.Module):
         ab_next = self._ab(next_level, x)
         return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps  # (2)
 
+    def _lambda(self, level: int) -> float:
+        """log(alpha / sigma) at a level: the time variable of DPM-Solver (inf at the data)."""
+        if level == CLEAN:
+            return math.inf
+        ab = float(self.alpha_bar[level])
+        return 0.5 * math.log(ab / (1.0 - ab))
+
+    def dpm2_step(self, x: torch.Tensor, x0: torch.Tensor, level: int, next_level: int,
+                  prev_x0: torch.Tensor, prev_level: int) -> torch.Tensor:
+        """A second-order multistep move (DPM-Solver++(2M), Lu et al. 2022, Alg. 2), up or
+        down: the data prediction ``x0`` at ``level`` corrected by the previous one.
+
+        h = lambda' - lambda, r = (lambda - lambda_prev) / h, D = x0 + (x0 - x0_prev) / (2 r),
+        x' = (sigma' / sigma) x - alpha' (exp(-h) - 1) D
+
+        With D = x0 this is the DDIM step; both levels must be noisy (sigma > 0)."""
+        lam, lam_next, lam_prev = (self._lambda(v) for v in (level, next_level, prev_level))
+        h = lam_next - lam
+        r = (lam - lam_prev) / h
+        d = x0 + (x0 - prev_x0) / (2.0 * r)
+        ab, ab_next = self._ab(level, x), self._ab(next_level, x)
+        return ((1.0 - ab_next) / (1.0 - ab)).sqrt() * x - ab_next.sqrt() * math.expm1(-h) * d
+
     def _ddim_chain(self, eps_fn: EpsFn, x: torch.Tensor, y: torch.Tensor | None,
                     path: list[int], record: int, desc: str, progress: bool,
-                    clip_x0: bool = False) -> DiffusionOutput:
+                    clip_x0: bool = False, solver: str = "ddim") -> DiffusionOutput:
         out = DiffusionOutput(x)
         every = max(1, (len(path) - 1) // record) if record else 0
         if record:  # recorded states in data units
             out.levels.append(path[0])
             out.trajectory.append(x / self.scale)
         tt = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+        prev: tuple[torch.Tensor, int] | None = None  # the last noisy level's x0 (dpm2)
         for i in progress_bar(range(len(path) - 1), progress, desc):
             level, next_level = path[i], path[i + 1]
             # The network is evaluated at the current level; at the data level (alpha_bar = 1)
             # it is asked at t = 0, the nearest level it was trained on.
             eps = self.eps(eps_fn, x, tt.fill_(max(level, 0)), y)
-            x = self.ddim_step(x, eps, level, next_level, clip_x0)
+            if solver == "dpm2" and prev is not None and CLEAN not in (level, next_level):
+                x0 = self.predict_x0(x, level, eps)
+                if clip_x0:
+                    x0 = x0.clamp(-self.scale, self.scale)
+                x_next = self.dpm2_step(x, x0, level, next_level, *prev)
+                prev = (x0, level)
+            else:  # DDIM, and the first and last moves of dpm2 (one end is the data)
+                if solver == "dpm2" and level != CLEAN:
+                    prev = (self.predict_x0(x, level, eps), level)
+                x_next = self.ddim_step(x, eps, level, next_level, clip_x0)
+            x = x_next
             if record and ((i + 1) % every == 0 or i + 1 == len(path) - 1):
                 out.levels.append(next_level)
                 out.trajectory.append(x / self.scale)
@@ -291,22 +325,27 @@ class GaussianDiffusion(nn.Module):
 
     def ddim_encode(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
-                    progress: bool = False) -> DiffusionOutput:
+                    progress: bool = False, solver: str = "ddim") -> DiffusionOutput:
         """Deterministic encoding x_0 -> x_{t_end} (the ODE run forward, Eq. 8 first line); the
-        latent ``x`` it returns is in diffused units, as :meth:`ddim_decode` takes it."""
+        latent ``x`` it returns is in diffused units, as :meth:`ddim_decode` takes it.
+        ``solver``: ``ddim`` (first order) or ``dpm2`` (DPM-Solver++(2M), second order: the
+        same ODE with fewer steps)."""
         path = self.ddim_levels(steps, t_end)
-        return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record, "DDIM encode", progress)
+        return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record, "DDIM encode",
+                                progress, solver=solver)
 
     def ddim_decode(self, eps_fn: EpsFn, x_t: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
-                    progress: bool = False, clip_x0: bool = False) -> DiffusionOutput:
+                    progress: bool = False, clip_x0: bool = False,
+                    solver: str = "ddim") -> DiffusionOutput:
         """Deterministic decoding x_{t_end} -> x_0 (Eq. 8 second line); the inverse of encode.
 
         ``clip_x0`` clips each predicted x_0 to the data's range (and re-derives eps from it):
         right for sampling from noise, wrong for inversion, which must stay exactly invertible.
         """
         path = self.ddim_levels(steps, t_end)[::-1]
-        out = self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress, clip_x0)
+        out = self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress, clip_x0,
+                               solver)
         out.x = out.x / self.scale
         return out
 

@@ -116,6 +116,7 @@ class _Bridge(_Options):
 class Perturb(_Bridge):
     split: Split
     cycle_samples: Optional[Positive] = 64
+    solver: Literal["ddim", "dpm2"] = "ddim"
     seed: Seed
     wandb: bool = False
     threads: Optional[Positive] = None
