@@ -215,3 +215,39 @@ def test_dpm2_follows_the_exact_ode_of_gaussian_data_closer_than_ddim():
     eps = (x - ab[500].sqrt() * x0_hat) / (1 - ab[500]).sqrt()
     np.testing.assert_allclose(d.dpm2_step(x, x0_hat, 500, 400, x0_hat, 600),
                                d.ddim_step(x, eps, 500, 400), atol=1e-10)
+
+
+def test_logsnr_levels_are_denser_near_the_data_and_end_at_t_end():
+    from gemdiff.models.diffusion import CLEAN, GaussianDiffusion
+
+    d = GaussianDiffusion()
+    levels = d.ddim_levels(25, 990, "logsnr")
+    assert levels[0] == CLEAN and levels[1] == 0 and levels[-1] == 990
+    assert len(levels) - 1 <= 25 and all(np.diff(levels[1:]) > 0)
+    gaps = np.diff(levels[1:])
+    assert gaps[0] < gaps[-1]  # small steps where the signal-to-noise ratio changes fastest
+    assert d.ddim_levels(2000, 990, "logsnr") == d.ddim_levels(2000, 990)  # every level
+    with pytest.raises(Exception, match="spacing"):
+        d.ddim_levels(25, 990, "geometric")
+
+
+def test_dpm2_on_logsnr_levels_needs_fewer_steps_than_ddim_for_the_same_ode():
+    import torch
+
+    from gemdiff.models.diffusion import GaussianDiffusion
+
+    d = GaussianDiffusion()
+    s, ab = 0.5, d.alpha_bar
+
+    def eps_fn(x, t, y):
+        a = ab[t].to(x.dtype)[:, None]
+        return (1 - a).sqrt() * x / (a * s**2 + 1 - a)
+
+    x0 = torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None]
+    exact = x0 * float(torch.sqrt(ab[990] * s**2 + 1 - ab[990])) / s
+    err = lambda **kw: float((d.ddim_encode(eps_fn, x0, None, t_end=990, **kw).x  # noqa: E731
+                              - exact).abs().max())
+    # A tenth and a twentieth of DDIM's steps for the same accuracy (0.018 against 0.022,
+    # 0.0043 against 0.0053).
+    assert err(steps=25, solver="dpm2", spacing="logsnr") < err(steps=250)
+    assert err(steps=50, solver="dpm2", spacing="logsnr") < err(steps=1000)

@@ -21,6 +21,9 @@ from torch import nn
 from gemdiff.common.choices import check_choice
 from gemdiff.common.progress import progress_bar
 
+Spacing = Literal["uniform", "logsnr"]
+Solver = Literal["ddim", "dpm2"]
+
 Schedule = Literal["linear", "cosine"]
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 CLEAN = -1  # level index of the data itself (alpha_bar = 1)
@@ -237,8 +240,11 @@ class GaussianDiffusion(nn.Module):
             x = self.ddpm_step(eps_fn, x, t, y, generator)
         return DiffusionOutput(x / self.scale)
 
-    def ddim_levels(self, steps: int | None = None, t_end: int | None = None) -> list[int]:
-        """Levels of a DDIM chain: ``CLEAN``, then ``steps`` timesteps evenly from 0 to ``t_end``.
+    def ddim_levels(self, steps: int | None = None, t_end: int | None = None,
+                    spacing: str = "uniform") -> list[int]:
+        """Levels of a DDIM chain: ``CLEAN``, then ``steps`` timesteps from 0 to ``t_end``,
+        evenly in t (``uniform``) or in log-SNR (``logsnr``: denser near the data, where the
+        signal-to-noise ratio changes fastest; duplicates merged, so possibly fewer).
 
         ``t_end`` defaults to T - 1, the last level; ``steps`` defaults to every level up to it.
         """
@@ -248,7 +254,14 @@ class GaussianDiffusion(nn.Module):
         steps = t_end + 1 if steps is None else int(steps)
         if steps < 1:
             raise ValueError(f"DDIM steps must be at least 1, got {steps}")
-        grid = np.unique(np.round(np.linspace(0, t_end, min(steps, t_end + 1))).astype(int))
+        check_choice("spacing", spacing, Spacing)
+        if spacing == "logsnr" and steps < t_end + 1:
+            ab = self.alpha_bar.double().numpy()[: t_end + 1]
+            log_snr = np.log(ab / (1.0 - ab))  # decreasing in t
+            wanted = np.linspace(log_snr[0], log_snr[-1], steps)
+            grid = np.unique(np.searchsorted(-log_snr, -wanted).clip(0, t_end))
+        else:
+            grid = np.unique(np.round(np.linspace(0, t_end, min(steps, t_end + 1))).astype(int))
         return [CLEAN] + grid.tolist()
 
     def ddim_step(
@@ -294,6 +307,7 @@ class GaussianDiffusion(nn.Module):
     def _ddim_chain(self, eps_fn: EpsFn, x: torch.Tensor, y: torch.Tensor | None,
                     path: list[int], record: int, desc: str, progress: bool,
                     clip_x0: bool = False, solver: str = "ddim") -> DiffusionOutput:
+        check_choice("solver", solver, Solver)
         out = DiffusionOutput(x)
         every = max(1, (len(path) - 1) // record) if record else 0
         if record:  # recorded states in data units
@@ -325,25 +339,26 @@ class GaussianDiffusion(nn.Module):
 
     def ddim_encode(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
-                    progress: bool = False, solver: str = "ddim") -> DiffusionOutput:
+                    progress: bool = False, solver: str = "ddim",
+                    spacing: str = "uniform") -> DiffusionOutput:
         """Deterministic encoding x_0 -> x_{t_end} (the ODE run forward, Eq. 8 first line); the
         latent ``x`` it returns is in diffused units, as :meth:`ddim_decode` takes it.
         ``solver``: ``ddim`` (first order) or ``dpm2`` (DPM-Solver++(2M), second order: the
-        same ODE with fewer steps)."""
-        path = self.ddim_levels(steps, t_end)
+        same ODE with fewer steps); ``spacing`` of the levels (:meth:`ddim_levels`)."""
+        path = self.ddim_levels(steps, t_end, spacing)
         return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record, "DDIM encode",
                                 progress, solver=solver)
 
     def ddim_decode(self, eps_fn: EpsFn, x_t: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
                     progress: bool = False, clip_x0: bool = False,
-                    solver: str = "ddim") -> DiffusionOutput:
+                    solver: str = "ddim", spacing: str = "uniform") -> DiffusionOutput:
         """Deterministic decoding x_{t_end} -> x_0 (Eq. 8 second line); the inverse of encode.
 
         ``clip_x0`` clips each predicted x_0 to the data's range (and re-derives eps from it):
         right for sampling from noise, wrong for inversion, which must stay exactly invertible.
         """
-        path = self.ddim_levels(steps, t_end)[::-1]
+        path = self.ddim_levels(steps, t_end, spacing)[::-1]
         out = self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress, clip_x0,
                                solver)
         out.x = out.x / self.scale

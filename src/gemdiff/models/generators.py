@@ -62,6 +62,7 @@ class BridgeOptions:
     progress: bool = False
     cycle_samples: int | None = 64  # the cycle check on this many samples (seeded); None: all
     solver: str = "ddim"  # ddim (first order) or dpm2 (DPM-Solver++(2M): fewer steps)
+    spacing: str = "uniform"  # the levels evenly in t, or in log-SNR (logsnr)
 
 
 @dataclass
@@ -209,13 +210,14 @@ class DiffusionGenerator(Generator):
         y_tgt = torch.full((len(xt),), target, dtype=torch.long)
         with torch.inference_mode():
             plain = self.eps_fn()
+            how = {"solver": o.solver, "spacing": o.spacing}
             enc = d.ddim_encode(plain, xt, y_src, o.ddim_steps, o.t_end, o.record, o.progress,
-                                solver=o.solver)
+                                **how)
             dec = d.ddim_decode(self.eps_fn(o.guidance), enc.x, y_tgt, o.ddim_steps, o.t_end,
-                                o.record, o.progress, solver=o.solver)
+                                o.record, o.progress, **how)
             rows = cycle_rows(len(xt), o.cycle_samples) if o.cycle else None
             cyc = d.ddim_decode(plain, enc.x[rows], y_src[rows], o.ddim_steps, o.t_end, 0,
-                                o.progress, solver=o.solver) if o.cycle else None
+                                o.progress, **how) if o.cycle else None
         return Perturbation(np.asarray(x), dec.x.numpy(),
                             None if cyc is None else cyc.x.numpy(), enc, dec, rows)
 

@@ -117,6 +117,7 @@ class Perturb(_Bridge):
     split: Split
     cycle_samples: Optional[Positive] = 64
     solver: Literal["ddim", "dpm2"] = "ddim"
+    spacing: Literal["uniform", "logsnr"] = "uniform"
     seed: Seed
     wandb: bool = False
     threads: Optional[Positive] = None

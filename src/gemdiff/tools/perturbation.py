@@ -39,12 +39,13 @@ class BridgeMap:
     guidance: float = 1.0
     cycle_samples: int | None = 64  # the cycle check (cycle_error) on this many samples
     solver: str = "ddim"  # ddim, or dpm2 (second order: the same bridge in fewer steps)
+    spacing: str = "uniform"  # levels evenly in t, or in log-SNR (logsnr)
     name: ClassVar[str] = "bridge"
 
     def apply(self, model: TrainedModel, x: np.ndarray, source: int, target: int,
               record: int = 0, progress: bool = False) -> Perturbation:
         options = BridgeOptions(self.ddim_steps, self.t_end, self.guidance, record, True,
-                                progress, self.cycle_samples, self.solver)
+                                progress, self.cycle_samples, self.solver, self.spacing)
         res = model.generator.bridge(x, source, target, options)
         res.x_moved = model.preprocessor.snap_unexpressed(res.x_moved)
         return res
