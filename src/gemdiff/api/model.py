@@ -309,8 +309,9 @@ class GEMDiff:
 
     def perturb(self, samples=None, source: str | None = None, target: str | None = None, *,
                 label_key: str | None = None, layer: str | None = None, labels=None,
-                split: str = "test", map: str | Any = "bridge", ddim_steps: int = 250,
+                split: str = "test", map: str | Any = "bridge", ddim_steps: int = 25,
                 t_end: int = 990, guidance: float = 1.0, cycle_samples: int | None = 64,
+                solver: str = "dpm2", spacing: str = "logsnr",
                 core_k: float = 1.0, seed: int = 0,
                 metrics: bool = True, umap: bool = True, trajectory: int = 0,
                 progress: bool = False):
@@ -320,7 +321,9 @@ class GEMDiff:
         matched by name) or None for the model's own ``split`` (test, train or all). Where
         the samples carry labels (``label_key`` of an AnnData, ``labels`` of a DataFrame or a
         file) only those of ``source`` are moved, else all of them. ``map``: ``bridge``
-        (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``; its cycle check on
+        (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``, ``solver`` and
+        ``spacing``, by default 25 second-order steps each way on levels even in log-SNR,
+        which match the paper's 250 DDIM steps; its cycle check on
         ``cycle_samples`` of the samples, None for all), ``mean_shift`` or
         ``ot``. Returns AnnData: the moved samples in ``X``, the originals in
         ``layers["original"]``, per-gene scores in ``var`` (``core`` above mean + ``core_k``
@@ -337,7 +340,7 @@ class GEMDiff:
             x, ids = self._new_samples(samples, model.classes[src], label_key, layer, labels)
             x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
         moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance,
-                                   cycle_samples=cycle_samples)
+                                   cycle_samples=cycle_samples, solver=solver, spacing=spacing)
         res = moving.apply(model, x, src, tgt, record=trajectory, progress=progress)
         options = {"map": moving.name, "source": model.classes[src], "target": model.classes[tgt],
                    "split": split if samples is None else "given samples", "seed": seed,

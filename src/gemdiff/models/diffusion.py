@@ -23,6 +23,7 @@ from gemdiff.common.progress import progress_bar
 
 Spacing = Literal["uniform", "logsnr"]
 Solver = Literal["ddim", "dpm2"]
+SOLVER_NAMES = {"ddim": "DDIM", "dpm2": "DPM-Solver++"}
 
 Schedule = Literal["linear", "cosine"]
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -346,8 +347,9 @@ class GaussianDiffusion(nn.Module):
         ``solver``: ``ddim`` (first order) or ``dpm2`` (DPM-Solver++(2M), second order: the
         same ODE with fewer steps); ``spacing`` of the levels (:meth:`ddim_levels`)."""
         path = self.ddim_levels(steps, t_end, spacing)
-        return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record, "DDIM encode",
-                                progress, solver=solver)
+        return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record,
+                                f"{SOLVER_NAMES.get(solver, solver)} encode", progress,
+                                solver=solver)
 
     def ddim_decode(self, eps_fn: EpsFn, x_t: torch.Tensor, y: torch.Tensor | None,
                     steps: int | None = None, t_end: int | None = None, record: int = 0,
@@ -359,7 +361,8 @@ class GaussianDiffusion(nn.Module):
         right for sampling from noise, wrong for inversion, which must stay exactly invertible.
         """
         path = self.ddim_levels(steps, t_end, spacing)[::-1]
-        out = self._ddim_chain(eps_fn, x_t, y, path, record, "DDIM decode", progress, clip_x0,
+        out = self._ddim_chain(eps_fn, x_t, y, path, record,
+                               f"{SOLVER_NAMES.get(solver, solver)} decode", progress, clip_x0,
                                solver)
         out.x = out.x / self.scale
         return out

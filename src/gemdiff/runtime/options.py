@@ -116,8 +116,8 @@ class _Bridge(_Options):
 class Perturb(_Bridge):
     split: Split
     cycle_samples: Optional[Positive] = 64
-    solver: Literal["ddim", "dpm2"] = "ddim"
-    spacing: Literal["uniform", "logsnr"] = "uniform"
+    solver: Literal["ddim", "dpm2"] = "dpm2"
+    spacing: Literal["uniform", "logsnr"] = "logsnr"
     seed: Seed
     wandb: bool = False
     threads: Optional[Positive] = None
