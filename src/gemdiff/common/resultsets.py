@@ -15,7 +15,8 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager, suppress
+from typing import Iterator, Sequence
 
 from gemdiff.common.errors import InputError, OutputExistsError
 from gemdiff.common.files import sha256, write_json
@@ -128,48 +129,34 @@ class ResultSet:
                 out[p.name] = (st.st_size, st.st_mtime_ns)
         return out
 
-    def writing(self):
-        return _Writing(self)
-
-
-class _Writing:
-    def __init__(self, rs: ResultSet):
-        self.rs = rs
-
-    def __enter__(self) -> ResultSet:
-        rs = self.rs
-        rs.folder.mkdir(parents=True, exist_ok=True)
-        self.before = rs._snapshot()
-        write_json({"complete": False, "command": rs.command, "expected": rs.products,
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}, rs.folder / MANIFEST)
-        return rs
-
-    def _written(self) -> list[str]:
-        after = self.rs._snapshot()
-        return sorted(n for n, sig in after.items() if self.before.get(n) != sig)
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        rs = self.rs
-        if exc_type is None:
-            files = {n: {"bytes": (rs.folder / n).stat().st_size,
-                         "sha256": sha256(rs.folder / n)}
-                     for n in sorted(set(self._written()) | {p for p in rs.products
-                                                              if (rs.folder / p).is_file()})}
-            missing = [p for p in rs.products if p not in files]
-            if missing:
-                raise RuntimeError(f"result set of {rs.folder} lacks {missing}")
-            write_json({"complete": True, "command": rs.command, "expected": rs.products,
-                        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "files": files},
-                       rs.folder / MANIFEST)
-            return False
-        # A failure while writing (a full disk): take back what this set wrote.
+    @contextmanager
+    def writing(self) -> Iterator["ResultSet"]:
+        """Write the set's files inside this block: ``results.json`` says "incomplete" until
+        the block ends, then lists every file the block wrote with its size and sha256. A
+        failure inside takes back what the block wrote."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        before = self._snapshot()
+        written = lambda: sorted(n for n, sig in self._snapshot().items()  # noqa: E731
+                                 if before.get(n) != sig)
+        write_json({"complete": False, "command": self.command, "expected": self.products,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}, self.folder / MANIFEST)
         try:
-            rs._remove(self._written())
-            if not any((rs.folder / p).is_file() for p in rs.products):
-                (rs.folder / MANIFEST).unlink(missing_ok=True)
-        except OSError:
-            pass
-        return False
+            yield self
+        except BaseException:
+            with suppress(OSError):  # a full disk: take back what this set wrote
+                self._remove(written())
+                if not any((self.folder / p).is_file() for p in self.products):
+                    (self.folder / MANIFEST).unlink(missing_ok=True)
+            raise
+        names = sorted(set(written()) | {p for p in self.products if (self.folder / p).is_file()})
+        missing = [p for p in self.products if p not in names]
+        if missing:
+            raise RuntimeError(f"result set of {self.folder} lacks {missing}")
+        files = {n: {"bytes": (self.folder / n).stat().st_size, "sha256": sha256(self.folder / n)}
+                 for n in names}
+        write_json({"complete": True, "command": self.command, "expected": self.products,
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "files": files},
+                   self.folder / MANIFEST)
 
 
 def check_fresh(output_dir: str | Path, products: Sequence[str], overwrite: bool = False

@@ -120,9 +120,11 @@ def run_task(task, cfg) -> None:
         own = output_dir is not None and not _worker_rank() and not holds_folder(output_dir)
         if own:
             hold_folder(output_dir, f"gemdiff {name}")
-        task(cfg)
-        if own:
-            release_folder(output_dir)
+        try:
+            task(cfg)
+        finally:
+            if own:
+                release_folder(output_dir)
 
 
 def rounded(metrics: dict, digits: int = 4) -> dict:

@@ -45,10 +45,6 @@ def train_run(cfg: DictConfig, pick_up: bool | None = None) -> dict:
         if not resume and (out / CHECKPOINT).is_file():
             resume = str(out / CHECKPOINT)
             log.info("resuming the stopped job from %s", resume)
-    if cfg.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(cfg.threads))
     _configure_run(cfg)
     run = prepare_run(cfg, resume=resume)
     resuming_here = bool(resume) and out.resolve() in Path(resume).resolve().parents
