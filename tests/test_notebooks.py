@@ -18,6 +18,7 @@ def test_notebook_is_stored_without_outputs(path):
     assert code and all(not c.get("outputs") and c.get("execution_count") is None for c in code)
 
 
+@pytest.mark.slow  # 35 s: executes the whole notebook; run with -m slow
 def test_synthetic_walkthrough_runs(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
