@@ -138,15 +138,18 @@ def aggregate(jobs: pd.DataFrame, subsets: pd.DataFrame, core_sd: float = 2.0
 
 
 def _de_per_gene(real: pd.DataFrame) -> pd.DataFrame:
-    """The jobs' t-tests per gene: mean fold change and t over seeds (each seed draws its own
+    """The jobs' tests per gene: mean fold change and t over seeds (each seed draws its own
     split), the median p, and BH q over all genes of the sweep (a job's own q is over its 16
-    genes only)."""
+    genes only); the same for the moderated t where the jobs have it."""
     from scipy import stats
 
-    de = (real.groupby(["gene", "subset"], sort=False)
-          .agg(de_log2fc=("de_log2fc", "mean"), de_t=("de_t", "mean"), de_p=("de_p", "median"))
-          .reset_index())
-    de["de_q"] = stats.false_discovery_control(de.de_p.fillna(1.0).to_numpy())
+    columns = {"de_log2fc": ("de_log2fc", "mean"), "de_t": ("de_t", "mean"),
+               "de_p": ("de_p", "median")}
+    if "de_mod_p" in real:
+        columns |= {"de_mod_t": ("de_mod_t", "mean"), "de_mod_p": ("de_mod_p", "median")}
+    de = real.groupby(["gene", "subset"], sort=False).agg(**columns).reset_index()
+    for p in [c for c in ("de_p", "de_mod_p") if c in de]:
+        de[p.replace("_p", "_q")] = stats.false_discovery_control(de[p].fillna(1.0).to_numpy())
     return de
 
 
