@@ -66,6 +66,7 @@ def _start_and_wait_for_checkpoint(run_dir: Path, min_step: int) -> subprocess.P
     pytest.fail("no checkpoint within 180 s")
 
 
+@pytest.mark.slow  # 16 s; the SIGTERM test below resumes by default
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     proc = _start_and_wait_for_checkpoint(killed, 40)
