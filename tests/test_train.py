@@ -121,6 +121,7 @@ def test_summary_names_the_checkpoint_really_written(tmp_path):
     assert load_checkpoint(third["checkpoint"]).generator.diffusion.calibration is None
 
 
+@pytest.mark.slow
 def test_compiled_training_saves_the_plain_modules_weights(tmp_path):
     """model.compile=true trains through torch.compile; the checkpoint is the plain module's."""
     overrides = [*TINY, "trainer.max_steps=6", "model.denoiser.d_model=16",
