@@ -71,7 +71,7 @@ def evaluate_synthetic(cfg: DictConfig, data):
                                                f"real data ({', '.join(data.classes)})")
     y_syn = np.array([data.classes.index(c) for c in gem.labels], dtype=np.int64)
     return synthetic_result(data, _scaled(gem, data), y_syn, cfg.seed, umap=cfg.umap,
-                            bounded=False)
+                            bounded=False, device=cfg.get("device", "auto"))
 
 
 def evaluate_perturbed(cfg: DictConfig, data):
@@ -102,7 +102,7 @@ def evaluate_perturbed(cfg: DictConfig, data):
     res = Perturbation(x[rows], x_moved)
     return perturbation_result(data, res, gem.samples, src, tgt, x[y == tgt],
                                x_other[y_other == tgt], seed=cfg.seed, umap=cfg.umap,
-                               bounded=False)
+                               bounded=False, device=cfg.get("device", "auto"))
 
 
 def _source_target(cfg: DictConfig, data, found: list[str]) -> tuple[int, int]:

@@ -40,7 +40,8 @@ def run(cfg: DictConfig) -> dict:
     model = GEMDiff.load(cfg.ckpt_path)
     adata = model.sample(cfg.n_per_class, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps,
                          guidance=cfg.guidance, seed=cfg.seed, batch_size=cfg.batch_size,
-                         umap=cfg.umap, progress=True)
+                         umap=cfg.umap, progress=True, device=cfg.get("device", "auto"),
+                         precision=str(cfg.get("precision", 32)))
     metrics = dict(adata.uns["metrics"])
     images = []
     with results.writing():

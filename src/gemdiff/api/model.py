@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from gemdiff.common.devices import resolve_device
 from gemdiff.common.errors import GemdiffError, InputError, OutputExistsError
 from gemdiff.data.io import GEM, as_gem, gem_from_anndata, gem_from_dataframe, read_gemdiff
 
@@ -266,13 +267,15 @@ class GEMDiff:
     def sample(self, n_per_class: int | Mapping[str, int] | None = None, *,
                sampler: str = "ddpm", ddim_steps: int = 100, guidance: float = 1.0,
                seed: int = 0, batch_size: int = 4096, metrics: bool = True, umap: bool = True,
-               progress: bool = False):
+               progress: bool = False, device: str = "auto", precision: str = "32"):
         """Synthetic expression per class (augmentation), as AnnData in input units.
 
         ``n_per_class``: samples of every class (or a number per class name); None draws the
         test split's class counts. ``sampler``, ``ddim_steps`` and ``guidance`` concern
-        diffusion models. With ``metrics``, ``uns["metrics"]`` scores the samples against the
-        real test split; with ``umap``, ``obsm["X_umap"]`` embeds them with it.
+        diffusion models, which sample on ``device`` (``auto``: a CUDA GPU where there is one,
+        else the CPU; ``cpu``, ``cuda``, ``cuda:N``) in ``precision`` (``32``, or ``bf16``
+        autocast of the network). With ``metrics``, ``uns["metrics"]`` scores the samples
+        against the real test split; with ``umap``, ``obsm["X_umap"]`` embeds them with it.
         """
         from gemdiff.models.generators import SampleOptions
         from gemdiff.tools.results import synthetic_result
@@ -280,20 +283,23 @@ class GEMDiff:
 
         model = self._trained()
         data = model.data()
-        options = SampleOptions(sampler, ddim_steps, guidance, batch_size, progress)
+        options = SampleOptions(sampler, ddim_steps, guidance, batch_size, progress, device,
+                                precision)
         labels = labels_to_generate(model.classes, data.y_test, n_per_class)
         synth = sample_scaled(model, labels, seed, options)
         described = model.generator.describe_sampling(options)
         adata = synthetic_result(data, synth, labels, seed, metrics, umap,
-                                 self._provenance("sample", seed=seed, **described))
+                                 self._provenance("sample", seed=seed, **described),
+                                 device=device)
         if metrics:
             adata.uns["metrics"] |= {"model": model.kind, **described}
             _log_warnings(adata)
         return adata
 
-    def score(self, synthetic, seed: int = 0) -> dict[str, Any]:
+    def score(self, synthetic, seed: int = 0, device: str = "auto") -> dict[str, Any]:
         """The augmentation metrics of synthetic samples (an AnnData with ``obs["label"]``, in
-        input units, such as :meth:`sample` returns) against the model's real data."""
+        input units, such as :meth:`sample` returns) against the model's real data (the MMDs
+        on ``device``)."""
         from gemdiff.tools.results import synthetic_result
 
         model = self._trained()
@@ -305,7 +311,8 @@ class GEMDiff:
                                          f"{len(model.genes)} genes, e.g. {missing[0]!r}")
         y = np.array([model.class_index(c, gem.source) for c in gem.labels], dtype=np.int64)
         x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
-        return dict(synthetic_result(data, x, y, seed, umap=False, bounded=False).uns["metrics"])
+        return dict(synthetic_result(data, x, y, seed, umap=False, bounded=False,
+                                     device=device).uns["metrics"])
 
     def perturb(self, samples=None, source: str | None = None, target: str | None = None, *,
                 label_key: str | None = None, layer: str | None = None, labels=None,
@@ -314,7 +321,7 @@ class GEMDiff:
                 solver: str = "dpm2", spacing: str = "logsnr",
                 core_k: float = 1.0, seed: int = 0,
                 metrics: bool = True, umap: bool = True, trajectory: int = 0,
-                progress: bool = False):
+                progress: bool = False, device: str = "auto", precision: str = "32"):
         """Carry samples of phenotype ``source`` to ``target`` and score the genes that move.
 
         ``samples``: new samples (an AnnData, a samples x genes DataFrame or a file; genes
@@ -328,6 +335,8 @@ class GEMDiff:
         ``ot``. Returns AnnData: the moved samples in ``X``, the originals in
         ``layers["original"]``, per-gene scores in ``var`` (``core`` above mean + ``core_k``
         SD), metrics in ``uns``; ``trajectory`` records that many bridge states per direction.
+        The bridge and the metrics' MMDs run on ``device`` (``auto``: a CUDA GPU where there is
+        one), the bridge's network in ``precision`` (``32`` or ``bf16``), as in :meth:`sample`.
         """
         from gemdiff.tools.results import perturbation_result
 
@@ -340,13 +349,17 @@ class GEMDiff:
             x, ids = self._new_samples(samples, model.classes[src], label_key, layer, labels)
             x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
         moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance,
-                                   cycle_samples=cycle_samples, solver=solver, spacing=spacing)
+                                   cycle_samples=cycle_samples, solver=solver, spacing=spacing,
+                                   device=device, precision=str(precision))
         res = moving.apply(model, x, src, tgt, record=trajectory, progress=progress)
         options = {"map": moving.name, "source": model.classes[src], "target": model.classes[tgt],
                    "split": split if samples is None else "given samples", "seed": seed,
                    **dataclasses.asdict(moving)}
+        if "device" in options:  # the device it ran on, not "auto"
+            options["device"] = str(resolve_device(options["device"]))
         adata = perturbation_result(data, res, ids, src, tgt, x_target, x_ref, core_k, seed,
-                                    metrics, umap, self._provenance("perturb", **options))
+                                    metrics, umap, self._provenance("perturb", **options),
+                                    device=getattr(moving, "device", device))
         if metrics:
             adata.uns["metrics"] |= options | {"core_k": core_k}
             _log_warnings(adata)

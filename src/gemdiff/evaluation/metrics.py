@@ -19,10 +19,13 @@ from sklearn.svm import SVC
 from gemdiff.evaluation.embedding import UmapParams, umap_2d
 
 
-def _t(a):
+def _t(a, device=None):
     import torch
 
-    return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    from gemdiff.common.devices import resolve_device
+
+    where = "cpu" if device is None else resolve_device(device)
+    return torch.as_tensor(np.asarray(a), dtype=torch.float64, device=where)
 
 
 def _sq_dists(a, b):
@@ -32,13 +35,15 @@ def _sq_dists(a, b):
     return torch.cdist(a, b).pow(2)
 
 
-def mmd_rbf(x: np.ndarray, y: np.ndarray, gamma: float | None = None) -> float:
+def mmd_rbf(x: np.ndarray, y: np.ndarray, gamma: float | None = None, device=None) -> float:
     """Squared MMD with a Gaussian kernel k(a, b) = exp(-gamma ||a - b||^2), biased estimator.
 
     ``gamma`` defaults to 1 / n_genes (the paper's choice on scaled data). The biased
-    (V-statistic) estimate mean k(x, x') + mean k(y, y') - 2 mean k(x, y) is >= 0.
+    (V-statistic) estimate mean k(x, x') + mean k(y, y') - 2 mean k(x, y) is >= 0. The
+    pairwise distances are taken in float64 on ``device`` (None: the CPU; see
+    :func:`gemdiff.common.devices.resolve_device`).
     """
-    xt, yt = _t(x), _t(y)
+    xt, yt = _t(x, device), _t(y, device)
     gamma = 1.0 / xt.shape[1] if gamma is None else gamma
     kxx = (-gamma * _sq_dists(xt, xt)).exp().mean()
     kyy = (-gamma * _sq_dists(yt, yt)).exp().mean()
@@ -47,13 +52,14 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, gamma: float | None = None) -> float:
 
 
 def mmd_multiscale(
-    x: np.ndarray, y: np.ndarray, scales: tuple[float, ...] = (0.5, 1.0, 2.0)
+    x: np.ndarray, y: np.ndarray, scales: tuple[float, ...] = (0.5, 1.0, 2.0), device=None
 ) -> float:
     """Squared MMD averaged over Gaussian kernels whose bandwidths are ``scales`` times the
-    median pairwise distance of the pooled samples (the median heuristic)."""
+    median pairwise distance of the pooled samples (the median heuristic), on ``device`` as
+    :func:`mmd_rbf`."""
     import torch
 
-    xt, yt = _t(x), _t(y)
+    xt, yt = _t(x, device), _t(y, device)
     pooled = torch.cat([xt, yt])
     d2 = _sq_dists(pooled, pooled)
     median = d2[torch.triu_indices(len(pooled), len(pooled), 1).unbind()].median().sqrt()
@@ -215,7 +221,7 @@ def c2st_null(x_test: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int = 0
 
 
 def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: int = 0,
-                         with_umap: bool = False) -> AugmentationMetrics:
+                         with_umap: bool = False, device=None) -> AugmentationMetrics:
     """All augmentation metrics of `gemdiff.sample` and `gemdiff.evaluate`.
 
     ``mmd``: synthetic vs real test; ``mmd_baseline``: real train vs real test; ``mmd_null``:
@@ -225,10 +231,11 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
     share of real train's within-class gene-gene correlations the synthetic samples keep (the
     test split is too small to estimate correlations on in many datasets); ``corr_slope_real``:
     the same for real test, what new real samples keep. ``sd_ratio``: the median over classes
-    and genes of the synthetic samples' SD over real train's (:func:`sd_ratio`).
+    and genes of the synthetic samples' SD over real train's (:func:`sd_ratio`). The MMDs run
+    on ``device`` (:func:`mmd_rbf`).
     """
-    mmd = mmd_rbf(x_syn, x_test)
-    base = mmd_rbf(x_train, x_test)
+    mmd = mmd_rbf(x_syn, x_test, device=device)
+    base = mmd_rbf(x_train, x_test, device=device)
     a, b = random_halves(len(x_test), seed)
     svm = fit_svm(x_train, y_train)
     tstr = tstr_b = float("nan")
@@ -241,8 +248,8 @@ def augmentation_metrics(x_train, y_train, x_test, y_test, x_syn, y_syn, seed: i
         sil_umap = silhouette(umap_2d(x_syn, UmapParams(seed=seed)), y_syn)
     return AugmentationMetrics(
         mmd=mmd, mmd_baseline=base, mmd_ratio=mmd / base if base > 0 else float("inf"),
-        mmd_null=mmd_rbf(x_test[a], x_test[b]),
-        mmd_multiscale=mmd_multiscale(x_syn, x_test),
+        mmd_null=mmd_rbf(x_test[a], x_test[b], device=device),
+        mmd_multiscale=mmd_multiscale(x_syn, x_test, device=device),
         svm_acc_test=float(svm.score(x_test, y_test)),
         svm_acc_synthetic=float(svm.score(x_syn, y_syn)),
         tstr_acc=float(tstr),
@@ -293,7 +300,8 @@ def ot_cost(source: np.ndarray, target: np.ndarray) -> float:
 
 
 def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, svm: SVC,
-                         target_index: int, cycle_index=None) -> PerturbationMetrics:
+                         target_index: int, cycle_index=None, device=None
+                         ) -> PerturbationMetrics:
     """Metrics of a perturbation.
 
     Parameters
@@ -307,9 +315,11 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
         samples) and of the other split (for the baseline MMD between real target samples).
     svm
         A classifier fit on real training data.
+    device
+        Where the MMDs run (:func:`mmd_rbf`).
     """
-    mmd_t = mmd_rbf(x_moved, x_target_eval)
-    base = mmd_rbf(x_target_ref, x_target_eval)
+    mmd_t = mmd_rbf(x_moved, x_target_eval, device=device)
+    base = mmd_rbf(x_target_ref, x_target_eval, device=device)
     real = float(np.mean(svm.predict(x_target_eval) == target_index))
     return PerturbationMetrics(
         n_samples=len(x_src),
@@ -320,7 +330,7 @@ def perturbation_metrics(x_src, x_moved, x_cycle, x_target_eval, x_target_ref, s
         mmd_to_target=mmd_t,
         mmd_target_baseline=base,
         mmd_to_target_ratio=mmd_t / base if base > 0 else float("inf"),
-        mmd_source_to_target=mmd_rbf(x_src, x_target_eval),
+        mmd_source_to_target=mmd_rbf(x_src, x_target_eval, device=device),
         cycle_error=None if x_cycle is None else float(np.abs(
             x_cycle - (x_src if cycle_index is None else x_src[cycle_index])).mean()),
         transport_cost=float(np.mean(np.sum((x_moved - x_src) ** 2, axis=1))),

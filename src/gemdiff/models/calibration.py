@@ -25,13 +25,15 @@ class CalibrationOptions:
 
     ``rows``: noise draws per class and level (0: no calibration); ``levels``: timesteps
     measured, evenly over 0..T-1; ``shrink``: shrink each level's per-gene estimates toward 0 by
-    their own sampling noise; ``seed`` of the draws.
+    their own sampling noise; ``seed`` of the draws; ``device`` it runs on (``auto``: a CUDA GPU
+    where there is one, :func:`gemdiff.common.devices.resolve_device`).
     """
 
     rows: int = 640
     levels: int = 41
     shrink: bool = True
     seed: int = 0
+    device: str = "auto"
 
     def __post_init__(self):
         if self.rows < 0 or self.levels < 2:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gemdiff.common.choices import check_choice
+from gemdiff.common.devices import autocast, check_precision, resolve_device
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.models.calibration import CalibrationOptions, calibrate
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
@@ -30,7 +31,10 @@ class SampleOptions:
 
     ``sampler``: ``ddpm`` (all T steps, the paper's) or ``ddim`` (deterministic,
     ``ddim_steps``); ``guidance``: classifier-free guidance scale, 1 the plain conditional
-    model; samples are drawn ``batch_size`` at a time.
+    model; samples are drawn ``batch_size`` at a time on ``device`` (``auto``: a CUDA GPU where
+    there is one) in ``precision`` (``32``, or ``bf16`` autocast of the network;
+    :mod:`gemdiff.common.devices`). The same seed gives the same samples on one kind of device;
+    a GPU's random numbers differ from the CPU's.
     """
 
     sampler: str = "ddpm"
@@ -38,9 +42,12 @@ class SampleOptions:
     guidance: float = 1.0
     batch_size: int = 4096
     progress: bool = False
+    device: str = "auto"
+    precision: str = "32"
 
     def __post_init__(self):
         check_choice("sampler", self.sampler, Sampler)
+        object.__setattr__(self, "precision", check_precision(self.precision))
         if self.ddim_steps < 1 or self.batch_size < 1:
             raise GemdiffError(f"ddim_steps and batch_size must be at least 1, got "
                                f"{self.ddim_steps} and {self.batch_size}")
@@ -54,7 +61,8 @@ class BridgeOptions:
     (T - 1 is the full chain), classifier-free ``guidance`` on the decode, ``record``
     intermediate states per direction, and ``cycle``: also decode with the source label, on
     ``cycle_samples`` of them (a fixed, seeded draw; the check needs no more, and the third
-    pass over every sample cost half again the bridge's network calls)."""
+    pass over every sample cost half again the bridge's network calls); ``device`` and
+    ``precision`` as for :class:`SampleOptions`."""
 
     ddim_steps: int = 25
     t_end: int = 990
@@ -65,6 +73,11 @@ class BridgeOptions:
     cycle_samples: int | None = 64  # the cycle check on this many samples (seeded); None: all
     solver: str = "dpm2"  # DPM-Solver++(2M), second order; ddim: first order (the paper's)
     spacing: str = "logsnr"  # the levels evenly in log-SNR; uniform: evenly in t
+    device: str = "auto"
+    precision: str = "32"
+
+    def __post_init__(self):
+        object.__setattr__(self, "precision", check_precision(self.precision))
 
 
 @dataclass
@@ -142,6 +155,14 @@ class DiffusionGenerator(Generator):
     def shape(self) -> tuple[int, int]:
         return self.denoiser.config.n_genes, self.denoiser.config.n_classes
 
+    def to(self, device: str | torch.device = "auto") -> torch.device:
+        """Move the network and the diffusion's tables to ``device`` (they stay there for the
+        next call); returns the device."""
+        dev = resolve_device(device)
+        self.denoiser.to(dev)
+        self.diffusion.to(dev)
+        return dev
+
     def eps_fn(self, guidance: float = 1.0):
         """The noise predictor as ``eps(x_t, t, y)``, with classifier-free guidance.
 
@@ -175,26 +196,29 @@ class DiffusionGenerator(Generator):
         unclipped steps (``diffusion.clip_x0=false``) leave a trained model's samples within a
         few tenths of it, but a briefly trained one can land far outside, where the expression
         they stand for is meaningless."""
-        gen = torch.Generator().manual_seed(seed)
+        dev = self.to(options.device)
+        gen = torch.Generator(device=dev).manual_seed(seed)
         eps_fn = self.eps_fn(options.guidance)
         d, out = self.diffusion, []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(dev, options.precision):
             for start in range(0, len(labels), options.batch_size):
                 y = torch.from_numpy(np.asarray(labels[start:start + options.batch_size]))
+                y = y.to(dev)
                 shape = (len(y), self.denoiser.config.n_genes)
                 if options.sampler == "ddpm":
-                    x = d.ddpm_sample(eps_fn, y, shape, generator=gen,
+                    x = d.ddpm_sample(eps_fn, y, shape, generator=gen, device=dev,
                                       progress=options.progress).x
                 else:
-                    noise = torch.randn(shape, generator=gen)
+                    noise = torch.randn(shape, generator=gen, device=dev)
                     x = d.ddim_decode(eps_fn, noise, y, steps=options.ddim_steps,
                                       progress=options.progress, clip_x0=d.clip_x0).x
-                out.append(x.clamp(-1.0, 1.0).numpy())
+                out.append(x.float().clamp(-1.0, 1.0).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.denoiser.config.n_genes),
                                                         np.float32)
 
     def describe_sampling(self, options: SampleOptions) -> dict[str, Any]:
-        out = {"sampler": options.sampler, "guidance": options.guidance}
+        out = {"sampler": options.sampler, "guidance": options.guidance,
+               "device": str(resolve_device(options.device)), "precision": options.precision}
         return out | ({"ddim_steps": options.ddim_steps} if options.sampler == "ddim" else {})
 
     def bridge(self, x: np.ndarray, source: int, target: int,
@@ -207,10 +231,11 @@ class DiffusionGenerator(Generator):
                                f"model (T = {d.timesteps} diffusion steps)")
         if o.ddim_steps < 1:
             raise GemdiffError(f"ddim_steps={o.ddim_steps}: must be at least 1")
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        y_src = torch.full((len(xt),), source, dtype=torch.long)
-        y_tgt = torch.full((len(xt),), target, dtype=torch.long)
-        with torch.inference_mode():
+        dev = self.to(o.device)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+        y_src = torch.full((len(xt),), source, dtype=torch.long, device=dev)
+        y_tgt = torch.full((len(xt),), target, dtype=torch.long, device=dev)
+        with torch.inference_mode(), autocast(dev, o.precision):
             plain = self.eps_fn()
             how = {"solver": o.solver, "spacing": o.spacing}
             enc = d.ddim_encode(plain, xt, y_src, o.ddim_steps, o.t_end, o.record, o.progress,
@@ -220,13 +245,14 @@ class DiffusionGenerator(Generator):
             rows = cycle_rows(len(xt), o.cycle_samples) if o.cycle else None
             cyc = d.ddim_decode(plain, enc.x[rows], y_src[rows], o.ddim_steps, o.t_end, 0,
                                 o.progress, **how) if o.cycle else None
-        return Perturbation(np.asarray(x), dec.x.numpy(),
-                            None if cyc is None else cyc.x.numpy(), enc, dec, rows)
+        return Perturbation(np.asarray(x), _numpy(dec.x), None if cyc is None else _numpy(cyc.x),
+                            _on_cpu(enc), _on_cpu(dec), rows)
 
     def calibrate(self, x: np.ndarray, y: np.ndarray, n_classes: int,
                   options: CalibrationOptions, progress: bool = False) -> bool:
         net = self.denoiser
         null = net.null_class if net.class_emb is not None else None
+        self.to(options.device)
         calibrate(self.diffusion, net, x, y, n_classes, null, options, progress=progress)
         return True
 
@@ -242,6 +268,16 @@ class DiffusionGenerator(Generator):
         denoiser = TransformerDenoiser(DenoiserConfig(**section["denoiser"]))
         denoiser.load_state_dict(prefixed(state, "denoiser."))
         return cls(denoiser.eval(), GaussianDiffusion(**section["diffusion"]))
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.float().cpu().numpy()
+
+
+def _on_cpu(out: DiffusionOutput) -> DiffusionOutput:
+    """A chain's result with its states in float32 on the CPU, where results are read."""
+    return DiffusionOutput(out.x.float().cpu(), list(out.levels),
+                           [s.float().cpu() for s in out.trajectory])
 
 
 def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -21,6 +21,8 @@ Positive = Annotated[int, Field(ge=1)]
 Count = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 Split = Literal["test", "train", "all"]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+Precision = Literal[32, "32", "bf16"]
 
 
 class _Options(BaseModel):
@@ -39,6 +41,7 @@ class Calibrate(_Options):
     rows: Count
     levels: Annotated[int, Field(ge=2)]
     shrink: bool
+    device: Device = "auto"
 
 
 class Data(_Options):
@@ -101,6 +104,8 @@ class Sample(_Options):
     wandb: bool = False
     threads: Optional[Positive] = None
     overwrite: bool = False
+    device: Device = "auto"
+    precision: Precision = 32
 
 
 class _Bridge(_Options):
@@ -122,6 +127,8 @@ class Perturb(_Bridge):
     wandb: bool = False
     threads: Optional[Positive] = None
     overwrite: bool = False
+    device: Device = "auto"
+    precision: Precision = 32
 
 
 class Subset(Train):
@@ -196,6 +203,7 @@ class Evaluate(_Options):
     seed: Seed
     threads: Optional[Positive] = None
     overwrite: bool = False
+    device: Device = "auto"
 
 
 SCHEMAS: dict[str, type[_Options]] = {

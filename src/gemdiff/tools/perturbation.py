@@ -21,6 +21,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from gemdiff.common.choices import check_choice
+from gemdiff.common.devices import check_precision
 from gemdiff.data.dataset import PreparedData
 from gemdiff.models.generators import BridgeOptions, Perturbation
 from gemdiff.training.checkpoint import TrainedModel
@@ -31,8 +32,8 @@ Split = Literal["test", "train", "all"]
 @dataclass(frozen=True)
 class BridgeMap:
     """GEMDiff's bridge: ``ddim_steps`` each way, the last level ``t_end`` and classifier-free
-    ``guidance`` on the decode. Moved values below a gene's detection floor read as
-    unexpressed."""
+    ``guidance`` on the decode, on ``device`` in ``precision`` (:class:`BridgeOptions`). Moved
+    values below a gene's detection floor read as unexpressed."""
 
     ddim_steps: int = 25
     t_end: int = 990
@@ -40,12 +41,18 @@ class BridgeMap:
     cycle_samples: int | None = 64  # the cycle check (cycle_error) on this many samples
     solver: str = "dpm2"  # dpm2 (second order), or ddim (the paper's, with 250 uniform steps)
     spacing: str = "logsnr"  # levels evenly in log-SNR, or in t (uniform)
+    device: str = "auto"  # auto (a CUDA GPU where there is one), cpu, cuda, cuda:N
+    precision: str = "32"  # 32, or bf16 autocast of the network
     name: ClassVar[str] = "bridge"
+
+    def __post_init__(self):
+        object.__setattr__(self, "precision", check_precision(self.precision))
 
     def apply(self, model: TrainedModel, x: np.ndarray, source: int, target: int,
               record: int = 0, progress: bool = False) -> Perturbation:
         options = BridgeOptions(self.ddim_steps, self.t_end, self.guidance, record, True,
-                                progress, self.cycle_samples, self.solver, self.spacing)
+                                progress, self.cycle_samples, self.solver, self.spacing,
+                                self.device, self.precision)
         res = model.generator.bridge(x, source, target, options)
         res.x_moved = model.preprocessor.snap_unexpressed(res.x_moved)
         return res

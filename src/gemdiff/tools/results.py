@@ -63,9 +63,11 @@ def result_warnings(data: PreparedData, metrics: dict) -> list[str]:
 
 def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, seed: int = 0,
                      metrics: bool = True, umap: bool = True,
-                     provenance: dict[str, Any] | None = None, bounded: bool = True):
+                     provenance: dict[str, Any] | None = None, bounded: bool = True,
+                     device=None):
     """Synthetic samples (scaled units, classes ``y_syn``) as AnnData in input units, with the
-    augmentation metrics against the real test split and a joint UMAP with it.
+    augmentation metrics against the real test split (MMDs on ``device``) and a joint UMAP
+    with it.
 
     With ``bounded`` (a generator's own samples) values beyond each gene's plausible range
     (:meth:`~gemdiff.data.preprocess.Preprocessor.plausible_range`) are held at it; either way
@@ -80,7 +82,7 @@ def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, s
     if metrics:
         adata.uns["metrics"] = augmentation_metrics(
             data.x_train, data.y_train, data.x_test, data.y_test, x_syn, y_syn, seed=seed,
-            with_umap=umap).to_dict() | {"n_synthetic": int(len(y_syn)),
+            with_umap=umap, device=device).to_dict() | {"n_synthetic": int(len(y_syn)),
                                          "clipped_share": clipped}
         adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
@@ -96,11 +98,12 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
                         target: int, x_target: np.ndarray, x_target_ref: np.ndarray,
                         core_k: float = 1.0, seed: int = 0, metrics: bool = True,
                         umap: bool = True, provenance: dict[str, Any] | None = None,
-                        bounded: bool = True):
+                        bounded: bool = True, device=None):
     """Samples of class ``source`` carried to ``target`` as AnnData in input units: the moved
     values in ``X``, the originals in ``layers["original"]``, the gene scores in ``var``; with
     the perturbation metrics against real target samples of the same split (``x_target``) and
-    of the other one (``x_target_ref``), and a joint UMAP with ``x_target``."""
+    of the other one (``x_target_ref``; MMDs on ``device``), and a joint UMAP with
+    ``x_target``."""
     pre = data.preprocessor
     moved, clipped = pre.clip_plausible(res.x_moved, data.x_train)
     if bounded:
@@ -124,7 +127,7 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
         svm = fit_svm(data.x_train, data.y_train)
         adata.uns["metrics"] = perturbation_metrics(
             res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
-            target, res.cycle_index).to_dict() | {"n_core_genes": int(scores.core.sum()),
+            target, res.cycle_index, device).to_dict() | {"n_core_genes": int(scores.core.sum()),
                                  "clipped_share": clipped}
         if "de_q" in scores:
             adata.uns["metrics"] |= core_versus_de(scores)

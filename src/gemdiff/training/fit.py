@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from gemdiff.common.devices import resolve_device
 from gemdiff.common.errors import TrainingDiverged, TrainingInterrupted
 from gemdiff.data.dataset import PreparedData
 from gemdiff.models.calibration import CalibrationOptions
@@ -78,6 +79,9 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
     """Seed, read and prepare the data, build the model and check a checkpoint to resume
     from; writes nothing. ``datamodule`` defaults to ``cfg.data`` instantiated."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    calibration = cfg.get("calibrate") or {}
+    if calibration.get("rows", 0):
+        resolve_device(calibration.get("device", "auto"))  # a missing GPU fails before training
     if datamodule is None:
         datamodule = hydra.utils.instantiate(cfg.data)
     data = datamodule.prepare()  # reads and validates the input: fails before any file exists
@@ -164,11 +168,12 @@ def _calibrate(cfg: DictConfig, result: TrainResult, data: PreparedData, progres
     section = cfg.get("calibrate") or {}
     options = CalibrationOptions(rows=int(section.get("rows", 0)),
                                  levels=int(section.get("levels", 41)),
-                                 shrink=bool(section.get("shrink", True)), seed=int(cfg.seed))
+                                 shrink=bool(section.get("shrink", True)), seed=int(cfg.seed),
+                                 device=str(section.get("device", "auto")))
     if not result.checkpoint or options.rows == 0:
         return
     log.info("calibrating the sampler on the training data (%d noise draws per class at %d "
-             "levels)", options.rows, options.levels)
+             "levels, on %s)", options.rows, options.levels, resolve_device(options.device))
     calibrate_checkpoint(result.checkpoint, data, options, progress)
 
 
