@@ -88,15 +88,20 @@ def c2st_auc(real: np.ndarray, other: np.ndarray, seed: int = 0) -> float:
     0.5 means indistinguishable; 1.0 means perfectly separable. Gradient-boosted trees, 5 folds.
     A leaf holds at least 20 samples, fewer where a fold trains on fewer than 200 (one tenth
     of them, at least 2): with the fixed 20 a 40-sample comparison could not split at all and
-    scored the class priors whatever the data.
+    scored the class priors whatever the data. The trees grow on one OpenMP thread: on data of
+    this size more threads gain little on a quiet machine, and where another job shares the
+    cores their spin-waiting made one test take 50 times longer (``benchmarks/README.md``).
     """
+    from threadpoolctl import threadpool_limits
+
     x = np.concatenate([real, other])
     y = np.r_[np.zeros(len(real)), np.ones(len(other))]
     min_leaf = int(np.clip(len(x) * 4 // 5 // 10, 2, 20))
     clf = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=min_leaf,
                                          random_state=seed)
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    p = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
+    with threadpool_limits(1, user_api="openmp"):
+        p = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, p))
 
 
