@@ -179,6 +179,25 @@ def prerank(ranking: pd.Series, libraries: dict[str, dict], seed: int = 0) -> pd
     return pd.concat(rows, ignore_index=True)
 
 
+def _whole_against_sweep(whole: pd.Series, sweep: pd.Series, is_core: pd.Series) -> list[dict]:
+    """How the transcriptome model's ranking meets the subset sweep's core genes."""
+    from scipy import stats
+
+    k = int(is_core.sum())
+    core = set(is_core.index[is_core])
+    order = whole.sort_values(ascending=False).index
+    rows = [{"ranking": "transcriptome model (all)", "test": f"sweep core genes in its top {n}",
+             "n_genes": len(whole), "n_top": n, "n_shared": len(core & set(order[:n]))}
+            for n in (k, 100, 500)]
+    within = whole.reindex(sweep.index).dropna()
+    top = set(within.sort_values(ascending=False).index[:k])
+    rows.append({"ranking": "transcriptome model (512 screened)",
+                 "test": f"sweep core genes in its top {k}", "n_genes": len(within), "n_top": k,
+                 "n_shared": len(core & top),
+                 "spearman_vs_test": stats.spearmanr(within, sweep.loc[within.index]).statistic})
+    return rows
+
+
 def kidney() -> tuple[pd.DataFrame, pd.DataFrame]:
     from gemdiff.data import read_gmt
 
@@ -211,6 +230,8 @@ def kidney() -> tuple[pd.DataFrame, pd.DataFrame]:
                          "n_de": int(de_call.sum()), "n_top": len(top),
                          "n_top_de": int(de_call.loc[top].sum()),
                          "spearman_vs_test": stats.spearmanr(r, de.loc[genes, test]).statistic})
+    if extra.is_file():
+        rows += _whole_against_sweep(whole, core.score.loc[screened], is_core)
     root = Path(os.environ.get("GEMDIFF_DATA_DIR", "../shared/data")) / "genesets"
     libraries = {"Hallmark": read_gmt(root / "h.all.v7.0.symbols.gmt"),
                  "GO_BP": read_gmt(root / "enrichr.GO_Biological_Process_2021.gmt"),
@@ -242,7 +263,9 @@ def transcriptome(args) -> None:
     t1 = time.perf_counter()
     var = _perturb(model)
     perturb_s = time.perf_counter() - t1
-    var.to_csv(HERE / "transcriptome.tsv", sep="\t", float_format="%.5g", index_label="gene")
+    keep = ["score_log2", "mean_change_log2", "z", "core", "de_log2fc", "de_t", "de_q", "de_mod_q"]
+    var[keep].to_csv(HERE / "transcriptome.tsv", sep="\t", float_format="%.4g",
+                     index_label="gene")
     facts = {"n_genes": len(model.genes), "patch_size": args.patch_size,
              "n_tokens": -(-len(model.genes) // args.patch_size),
              "steps": model.global_step, "fit_seconds": round(fit_s, 1),
@@ -250,9 +273,7 @@ def transcriptome(args) -> None:
              "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                       / 2**20, 2),
              "n_core": int(var.core.sum()), "n_de_welch": int((var.de_q < 0.05).sum()),
-             "n_core_de": int((var.core & (var.de_q < 0.05)).sum()),
-             "training": {k: v for k, v in (model.training or {}).items()
-                          if isinstance(v, (int, float, str))}}
+             "n_core_de": int((var.core & (var.de_q < 0.05)).sum())}
     (HERE / "transcriptome.json").write_text(json.dumps(facts, indent=2) + "\n")
     print(json.dumps(facts, indent=2))
 
