@@ -1,7 +1,7 @@
 """What the sampler's calibration costs and what a smaller one loses.
 
     python benchmarks/calibration.py <run>/checkpoints/last.ckpt [more checkpoints] \
-        [--budgets 41x640 21x640 21x320 11x320] [--seeds 0 1 2] [--steps 100]
+        [--budgets 41x640 21x640 21x320 11x320] [--seeds 0 1 2] [--steps 100] [--reference 81x2560]
 
 For each checkpoint and each budget (levels x rows per class and level) the calibration is
 measured on the model's training data with its EMA weights (the checkpoint's own table is
@@ -54,6 +54,8 @@ def main() -> None:
                                                      "0x0"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=100, help="DDIM steps of the scored samples")
+    ap.add_argument("--reference", default="81x2560",
+                    help="the budget RMS is measured against; 0x0: none (saves its time)")
     args = ap.parse_args()
     budgets = [tuple(int(v) for v in b.split("x")) for b in args.budgets]
     logging.getLogger("gemdiff").setLevel(logging.ERROR)  # the samples' warnings
@@ -63,12 +65,12 @@ def main() -> None:
         net = model._trained().generator.denoiser.config
         print(f"\n{path}: {len(model.genes)} genes, {net.tokenization} tokens, width "
               f"{net.d_model}, depth {net.depth}, {model.global_step} steps")
-        _, reference = measure(model, 81, 2560)
+        _, reference = measure(model, *(int(v) for v in args.reference.split("x")))
         print(f"{'budget':>8} {'seconds':>8} {'RMS vs ref':>10} {'C2ST':>14} {'MMD ratio':>14}")
         for levels, rows in budgets:
             seconds, table = measure(model, levels, rows)
-            rms = float("nan") if table is None else float((table - reference).pow(2).mean()
-                                                           .sqrt())
+            rms = float("nan") if table is None or reference is None else float(
+                (table - reference).pow(2).mean().sqrt())
             scores = [model.sample(sampler="ddim", ddim_steps=args.steps, seed=s, umap=False,
                                    device="cpu").uns["metrics"] for s in args.seeds]
             c2st = np.array([s["c2st_auc"] for s in scores])

@@ -29,8 +29,8 @@ class CalibrationOptions:
     where there is one, :func:`gemdiff.common.devices.resolve_device`).
     """
 
-    rows: int = 640
-    levels: int = 41
+    rows: int = 320
+    levels: int = 21
     shrink: bool = True
     seed: int = 0
     device: str = "auto"

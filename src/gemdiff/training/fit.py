@@ -167,7 +167,7 @@ def _calibrate(cfg: DictConfig, result: TrainResult, data: PreparedData, progres
     """Calibrate the final checkpoint's sampler on the training data (``calibrate.*``)."""
     section = cfg.get("calibrate") or {}
     options = CalibrationOptions(rows=int(section.get("rows", 0)),
-                                 levels=int(section.get("levels", 41)),
+                                 levels=int(section.get("levels", CalibrationOptions.levels)),
                                  shrink=bool(section.get("shrink", True)), seed=int(cfg.seed),
                                  device=str(section.get("device", "auto")))
     if not result.checkpoint or options.rows == 0:
