@@ -124,3 +124,16 @@ def test_every_app_takes_threads_and_the_cap_reaches_torch_and_blas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+def test_openmp_threads_sleep_while_idle_unless_the_environment_says_otherwise(monkeypatch):
+    import os
+
+    from gemdiff.runtime.cli import passive_wait
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    passive_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    passive_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

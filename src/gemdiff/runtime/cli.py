@@ -102,6 +102,13 @@ def limit_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
+def passive_wait() -> None:
+    """Let idle OpenMP threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``) unless the
+    environment says otherwise; set before torch starts its pool. Spinning threads starve
+    another job on the same cores and are starved by it (benchmarks/README.md, threads)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def run_task(task, cfg) -> None:
     """Body of every Hydra app's ``main``: check the options (a job of a multirun has its own),
     hold the run folder, run ``task(cfg)``; user errors are printed as one line."""
@@ -113,6 +120,7 @@ def run_task(task, cfg) -> None:
         from gemdiff.runtime.outputs import hold_folder, holds_folder, release_folder
 
         check_options(HydraConfig.get().job.config_name, cfg)
+        passive_wait()
         if cfg.get("threads"):
             limit_threads(int(cfg.threads))
         # A single run's folder is held since the run started (RunGuard); a job of a multirun
