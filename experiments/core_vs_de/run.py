@@ -28,8 +28,9 @@ Hallmark sweep recorded by ``experiments/hallmark_kidney`` (32 subsets, 3 seeds;
 35 minutes, so it is read, not re-run) against Welch's and the moderated t on all samples:
 overlap with DE at q < 0.05, rank correlation over the screened genes, and a GSEA prerank
 (gseapy; sets of 15 to 500 of the ranked genes, 1000 permutations) of each ranking against
-Hallmark, GO Biological Process and KEGG, each ranking's own genes the background. With
-``transcriptome`` results present, that model's ranking joins.
+Hallmark, GO Biological Process and KEGG, each ranking's own genes the background; as a
+control that uses no labels, each gene's SD over all samples is ranked and tested too. With
+``transcriptome`` results present, that model's ranking joins and is set against the sweep's.
 
 ``transcriptome``: one patch-token model on every expressed kidney gene, trained for the given
 minutes on the CPU; its time, peak memory and ranking (``transcriptome.tsv``), which the kidney
@@ -210,6 +211,8 @@ def kidney() -> tuple[pd.DataFrame, pd.DataFrame]:
              "welch (512 screened)": de.welch.loc[screened],
              "moderated (512 screened)": de.moderated.loc[screened],
              f"welch (all {len(de)})": de.welch, f"moderated (all {len(de)})": de.moderated}
+    sd = x.std(axis=0)
+    ranks[f"sd, no labels (all {len(de)})"] = sd  # a control: how variable a gene is
     extra = HERE / "transcriptome.tsv"
     if extra.is_file():
         whole = pd.read_csv(extra, sep="\t", index_col="gene").score_log2
@@ -220,7 +223,9 @@ def kidney() -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     is_core = core.core.loc[screened]
     for name, r in ranks.items():
-        if name.startswith("welch") or name.startswith("moderated"):
+        rows.append({"ranking": name, "test": "sd over all samples", "n_genes": len(r),
+                     "spearman_vs_test": stats.spearmanr(r, sd.loc[r.index]).statistic})
+        if name.split()[0] in ("welch", "moderated", "sd,"):
             continue
         for test in ("welch", "moderated"):
             genes = r.index
@@ -301,7 +306,19 @@ def write_md(sim: pd.DataFrame, kid: pd.DataFrame | None, gsea: pd.DataFrame | N
                      + " |" * len(cols))
         lines += table + [""]
     if kid is not None:
-        lines += ["## Kidney", "", kid.to_markdown(index=False, floatfmt=".3f"), ""]
+        lines += ["## Kidney", ""]
+        parts = {"Overlap with DE at q < 0.05 (the top as many genes as the sweep's core "
+                 "genes) and rank correlation with |t|:": kid.test.isin(["welch", "moderated"]),
+                 "Rank correlation of each ranking with the gene's SD of log2 expression over "
+                 "all samples (no labels):": kid.test.str.startswith("sd"),
+                 "The transcriptome model against the subset sweep's core genes:":
+                 kid.test.str.startswith("sweep")}
+        for title, rows in parts.items():
+            part = kid[rows].dropna(axis=1, how="all")
+            part = part.astype({c: int for c in part.columns if c.startswith("n_")})
+            if len(part):
+                lines += [title, "", part.to_markdown(index=False, floatfmt=".3f",
+                                                      missingval=""), ""]
         sig = (gsea.assign(sig=gsea["FDR q-val"].astype(float) < 0.05)
                .groupby(["ranking", "library"]).sig.sum().unstack(fill_value=0))
         lines += ["GSEA prerank (gseapy, 1000 permutations): gene sets at FDR < 0.05", "",
