@@ -270,7 +270,7 @@ def transcriptome(args) -> None:
     var = _perturb(model)
     perturb_s = time.perf_counter() - t1
     keep = ["score_log2", "mean_change_log2", "z", "core", "de_log2fc", "de_t", "de_q", "de_mod_q"]
-    var[keep].to_csv(HERE / "transcriptome.tsv.gz", sep="\t", float_format="%.4g",
+    var[keep].to_csv(HERE / "transcriptome.tsv.gz", sep="\t", float_format="%.6g",
                      index_label="gene")
     facts = {"n_genes": len(model.genes), "patch_size": args.patch_size,
              "n_tokens": -(-len(model.genes) // args.patch_size),
