@@ -151,7 +151,7 @@ def test_sampling_and_perturbation_are_deterministic(trained_synthetic):
     _, summary = trained_synthetic
     model = load_checkpoint(summary["checkpoint"])
     gen, labels = model.generator, np.repeat([0, 1], 5)
-    for sampler in ("ddpm", "ddim"):
+    for sampler in ("ddpm", "ddim", "dpm2"):
         a, b = (gen.sample(labels, 3, SampleOptions(sampler, ddim_steps=20)) for _ in range(2))
         assert np.array_equal(a, b), sampler
     assert not np.array_equal(a, gen.sample(labels, 4, SampleOptions("ddim", ddim_steps=20)))

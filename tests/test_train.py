@@ -162,9 +162,11 @@ def test_samples_end_inside_the_data_range(trained_synthetic):
     gen = load_checkpoint(out / "checkpoints" / "last.ckpt").generator
     assert gen.diffusion.clip_x0 is False
     labels = np.repeat([0, 1], 80)
-    for sampler in ("ddim", "ddpm"):
+    for sampler in ("ddim", "ddpm", "dpm2"):
         x = gen.sample(labels, 0, SampleOptions(sampler, ddim_steps=40))
         assert x.shape == (160, 16) and -1.0 <= x.min() and x.max() <= 1.0
+    # Without a step count each deterministic sampler takes its own default.
+    assert SampleOptions("dpm2").ddim_steps == 25 and SampleOptions("ddim").ddim_steps == 100
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_on_request(tmp_path):

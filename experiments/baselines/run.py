@@ -97,7 +97,7 @@ def scored(model: GEMDiff, seed: int, draws: int) -> dict:
     for d in range(draws):
         s = seed + 100 * d
         t0 = time.perf_counter()
-        synth = model.sample(seed=s, metrics=False, umap=False)
+        synth = model.sample(sampler="ddpm", seed=s, metrics=False, umap=False)
         secs = time.perf_counter() - t0
         runs.append({"sample_seconds": round(secs, 1), **model.score(synth, seed=s)})
     out = {k: float(np.mean([r[k] for r in runs])) for k, v in runs[0].items()

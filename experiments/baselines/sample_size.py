@@ -51,7 +51,8 @@ def score(model: GEMDiff, seed: int) -> tuple[dict, dict]:
     """Draw-averaged metrics of one trained model (draw seeds seed, seed + 100, seed + 200),
     and the same for the null reference: two random halves of real test (MMD ratio, C2ST),
     real test itself (correlation slope on real train, TSTR = the real-trained SVM)."""
-    rows = [model.sample(seed=seed + 100 * d, umap=False).uns["metrics"] for d in range(DRAWS)]
+    rows = [model.sample(sampler="ddpm", seed=seed + 100 * d, umap=False).uns["metrics"]
+            for d in range(DRAWS)]
     out = {k: float(np.mean([r[k] for r in rows])) for k in COLS}
     null = {"mmd_ratio": float(np.mean([r["mmd_null"] / r["mmd_baseline"] for r in rows])),
             "c2st_auc": float(np.mean([r["c2st_auc_null"] for r in rows])),

@@ -43,7 +43,7 @@ def main() -> None:
                                     *[o for o in recipe.split(",") if o]],
                   seed=args.seed, progress=False)
         fit_s = time.perf_counter() - start
-        m = model.sample(seed=args.seed, umap=False).uns["metrics"]
+        m = model.sample(sampler="ddpm", seed=args.seed, umap=False).uns["metrics"]
         rows.append({"n_genes": n_genes, "steps": steps, "recipe": recipe or "default",
                      "seed": args.seed,
                      "corr_slope": m["corr_slope"], "corr_slope_real": m["corr_slope_real"],

@@ -56,7 +56,7 @@ def breast(args) -> None:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        synth = model.sample(seed=seed, metrics=False, umap=False)
+        synth = model.sample(sampler="ddpm", seed=seed, metrics=False, umap=False)
         secs = time.perf_counter() - t0
         rows.append({"step": model.global_step, "seed": seed, "train_seconds": round(train_s, 1),
                      "sample_seconds": round(secs, 1), **model.score(synth, seed=seed)})

@@ -36,7 +36,7 @@ def cell(n_genes: int, fraction: float, seed: int, steps: int, extra: list[str])
                           "callbacks.progress_bar=null", *extra], seed=seed, progress=False)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    synth = model.sample(seed=seed, metrics=False, umap=False)
+    synth = model.sample(sampler="ddpm", seed=seed, metrics=False, umap=False)
     sample_s = time.perf_counter() - t0
     split = model.reference().obs["split"]
     return {"n_genes": n_genes, "train_fraction": fraction, "seed": seed, "steps": steps,

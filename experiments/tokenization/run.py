@@ -35,7 +35,7 @@ def evaluate(model: GEMDiff, seed: int) -> dict:
     """DDPM samples matched to the test split scored against it, and the DDIM encode-decode
     cycle error of the test samples with their own labels (100 steps, to t = 990)."""
     t0 = time.perf_counter()
-    synth = model.sample(seed=seed, metrics=False, umap=False)
+    synth = model.sample(sampler="ddpm", seed=seed, metrics=False, umap=False)
     sample_s = time.perf_counter() - t0
     m = model.score(synth, seed=seed)
     cycles = [model.perturb(source=c, ddim_steps=100, t_end=990, umap=False).uns["metrics"]

@@ -1,7 +1,7 @@
 """Generate class-conditional synthetic expression from a trained model (augmentation).
 
     python -m gemdiff.sample ckpt_path=outputs/train/runs/<time>/checkpoints/last.ckpt
-    python -m gemdiff.sample ckpt_path=... n_per_class=500 sampler=ddim ddim_steps=100
+    python -m gemdiff.sample ckpt_path=... n_per_class=500 sampler=dpm2   # 25 steps instead of 1000
 
 Writes into the run folder: ``synthetic.tsv`` and ``synthetic_labels.tsv`` (GEMDiff format, the
 input's units), ``synthetic.h5ad``, ``metrics.json`` (against the model's real test split) and

@@ -265,17 +265,19 @@ class GEMDiff:
     # ---- using -------------------------------------------------------------------------
 
     def sample(self, n_per_class: int | Mapping[str, int] | None = None, *,
-               sampler: str = "ddpm", ddim_steps: int = 100, guidance: float = 1.0,
+               sampler: str = "ddpm", ddim_steps: int | None = None, guidance: float = 1.0,
                seed: int = 0, batch_size: int = 4096, metrics: bool = True, umap: bool = True,
                progress: bool = False, device: str = "auto", precision: str = "32"):
         """Synthetic expression per class (augmentation), as AnnData in input units.
 
         ``n_per_class``: samples of every class (or a number per class name); None draws the
-        test split's class counts. ``sampler``, ``ddim_steps`` and ``guidance`` concern
-        diffusion models, which sample on ``device`` (``auto``: a CUDA GPU where there is one,
-        else the CPU; ``cpu``, ``cuda``, ``cuda:N``) in ``precision`` (``32``, or ``bf16``
-        autocast of the network). With ``metrics``, ``uns["metrics"]`` scores the samples
-        against the real test split; with ``umap``, ``obsm["X_umap"]`` embeds them with it.
+        test split's class counts. ``sampler`` (``ddpm``, ``dpm2`` or ``ddim``; see
+        :class:`~gemdiff.models.generators.SampleOptions`), ``ddim_steps`` (None: the
+        sampler's default) and ``guidance`` concern diffusion models, which sample on
+        ``device`` (``auto``: a CUDA GPU where there is one, else the CPU; ``cpu``, ``cuda``,
+        ``cuda:N``) in ``precision`` (``32``, or ``bf16`` autocast of the network). With
+        ``metrics``, ``uns["metrics"]`` scores the samples against the real test split; with
+        ``umap``, ``obsm["X_umap"]`` embeds them with it.
         """
         from gemdiff.models.generators import SampleOptions
         from gemdiff.tools.results import synthetic_result

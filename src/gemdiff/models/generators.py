@@ -22,23 +22,25 @@ from gemdiff.models.calibration import CalibrationOptions, calibrate
 from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.diffusion import DiffusionOutput, GaussianDiffusion
 
-Sampler = Literal["ddpm", "ddim"]
+Sampler = Literal["ddpm", "ddim", "dpm2"]
 
 
 @dataclass(frozen=True)
 class SampleOptions:
     """How a diffusion model draws samples (baselines draw from their own sampler).
 
-    ``sampler``: ``ddpm`` (all T steps, the paper's) or ``ddim`` (deterministic,
-    ``ddim_steps``); ``guidance``: classifier-free guidance scale, 1 the plain conditional
-    model; samples are drawn ``batch_size`` at a time on ``device`` (``auto``: a CUDA GPU where
-    there is one) in ``precision`` (``32``, or ``bf16`` autocast of the network;
-    :mod:`gemdiff.common.devices`). The same seed gives the same samples on one kind of device;
-    a GPU's random numbers differ from the CPU's.
+    ``sampler``: ``ddpm`` (all T ancestral steps, the paper's), ``dpm2`` (deterministic,
+    DPM-Solver++(2M) over ``ddim_steps`` levels even in log-SNR, as the bridge's default;
+    ``ddim_steps`` None: 25) or ``ddim`` (deterministic, levels even in t; None: 100, fewer
+    narrow the samples); ``guidance``: classifier-free
+    guidance scale, 1 the plain conditional model; samples are drawn ``batch_size`` at a time
+    on ``device`` (``auto``: a CUDA GPU where there is one) in ``precision`` (``32``, or
+    ``bf16`` autocast of the network; :mod:`gemdiff.common.devices`). The same seed gives the
+    same samples on one kind of device; a GPU's random numbers differ from the CPU's.
     """
 
     sampler: str = "ddpm"
-    ddim_steps: int = 100
+    ddim_steps: int | None = None
     guidance: float = 1.0
     batch_size: int = 4096
     progress: bool = False
@@ -47,6 +49,8 @@ class SampleOptions:
 
     def __post_init__(self):
         check_choice("sampler", self.sampler, Sampler)
+        if self.ddim_steps is None:
+            object.__setattr__(self, "ddim_steps", 25 if self.sampler == "dpm2" else 100)
         object.__setattr__(self, "precision", check_precision(self.precision))
         if self.ddim_steps < 1 or self.batch_size < 1:
             raise GemdiffError(f"ddim_steps and batch_size must be at least 1, got "
@@ -210,8 +214,11 @@ class DiffusionGenerator(Generator):
                                       progress=options.progress).x
                 else:
                     noise = torch.randn(shape, generator=gen, device=dev)
+                    second = options.sampler == "dpm2"
                     x = d.ddim_decode(eps_fn, noise, y, steps=options.ddim_steps,
-                                      progress=options.progress, clip_x0=d.clip_x0).x
+                                      progress=options.progress, clip_x0=d.clip_x0,
+                                      solver="dpm2" if second else "ddim",
+                                      spacing="logsnr" if second else "uniform").x
                 out.append(x.float().clamp(-1.0, 1.0).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.denoiser.config.n_genes),
                                                         np.float32)
@@ -219,7 +226,7 @@ class DiffusionGenerator(Generator):
     def describe_sampling(self, options: SampleOptions) -> dict[str, Any]:
         out = {"sampler": options.sampler, "guidance": options.guidance,
                "device": str(resolve_device(options.device)), "precision": options.precision}
-        return out | ({"ddim_steps": options.ddim_steps} if options.sampler == "ddim" else {})
+        return out | ({"ddim_steps": options.ddim_steps} if options.sampler != "ddpm" else {})
 
     def bridge(self, x: np.ndarray, source: int, target: int,
                options: BridgeOptions = BridgeOptions()) -> Perturbation:

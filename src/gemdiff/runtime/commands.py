@@ -60,7 +60,9 @@ def train_run(cfg: DictConfig, pick_up: bool | None = None) -> dict:
 
 def sample_figure(checkpoint: str | Path, path: Path) -> Path:
     """``samples.png`` of a training run: as many synthetic samples per class as the real test
-    split holds (50 DDIM steps), against those real ones on their principal components."""
+    split holds (25 DPM-Solver++ steps), against those real ones on their principal
+    components."""
+    from gemdiff.models.diffusion import SOLVER_NAMES
     from gemdiff.models.generators import SampleOptions
     from gemdiff.tools.results import plot_samples
     from gemdiff.tools.sampling import labels_to_generate, sample_scaled
@@ -69,10 +71,12 @@ def sample_figure(checkpoint: str | Path, path: Path) -> Path:
     model = load_checkpoint(checkpoint)
     data = model.data()
     labels = labels_to_generate(model.classes, data.y_test, None)
-    x = sample_scaled(model, labels, 0, SampleOptions("ddim", 50))
+    options = SampleOptions("dpm2")
+    x = sample_scaled(model, labels, 0, options)
     x, clipped = model.preprocessor.clip_plausible(x, data.x_train)
-    return plot_samples(data, x, labels, path, f"Real test vs synthetic samples (50 DDIM "
-                                               f"steps; {clipped:.1%} of values at the bound)")
+    how = f"{options.ddim_steps} {SOLVER_NAMES.get(options.sampler, options.sampler)} steps"
+    return plot_samples(data, x, labels, path, f"Real test vs synthetic samples ({how}; "
+                                               f"{clipped:.1%} of values at the bound)")
 
 
 def _configure_run(cfg: DictConfig) -> None:

@@ -95,8 +95,8 @@ class Train(_Options):
 class Sample(_Options):
     n_per_class: Optional[Positive]
     match: Literal["test"]
-    sampler: Literal["ddpm", "ddim"]
-    ddim_steps: Positive
+    sampler: Literal["ddpm", "ddim", "dpm2"]
+    ddim_steps: Optional[Positive]
     guidance: NonNegative
     batch_size: Positive
     umap: bool
