@@ -32,10 +32,10 @@ class SampleOptions:
     ``sampler``: ``ddpm`` (all T ancestral steps, the paper's), ``dpm2`` (deterministic,
     DPM-Solver++(2M) over ``ddim_steps`` levels even in log-SNR, as the bridge's default;
     ``ddim_steps`` None: 25) or ``ddim`` (deterministic, levels even in t; None: 100, fewer
-    narrow the samples); ``guidance``: classifier-free
-    guidance scale, 1 the plain conditional model; samples are drawn ``batch_size`` at a time
-    on ``device`` (``auto``: a CUDA GPU where there is one) in ``precision`` (``32``, or
-    ``bf16`` autocast of the network; :mod:`gemdiff.common.devices`). The same seed gives the
+    narrow the samples); ``guidance``: classifier-free guidance scale, 1 the plain conditional
+    model; samples are drawn ``batch_size`` at a time on ``device`` (``auto``: a CUDA GPU
+    where there is one) in ``precision`` (``32``, or ``bf16`` autocast of the network;
+    :mod:`gemdiff.common.devices`). The same seed gives the
     same samples on one kind of device; a GPU's random numbers differ from the CPU's.
     """
 
