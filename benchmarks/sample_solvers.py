@@ -22,19 +22,17 @@ import numpy as np
 import torch
 
 from gemdiff.api.model import GEMDiff
-from gemdiff.models.calibration import CalibrationOptions, calibrate
+from gemdiff.models.calibration import CalibrationOptions
 
 
 def ensure_calibrated(model: GEMDiff) -> str:
     m = model._trained()
-    d, net = m.generator.diffusion, m.generator.denoiser
-    if d.calibration is not None:
+    if m.generator.diffusion.calibration is not None:
         return "its own calibration"
     data = m.data()
-    null = net.null_class if net.class_emb is not None else None
     t0 = time.perf_counter()
-    calibrate(d, net, data.x_train, data.y_train, len(data.classes), null,
-              CalibrationOptions(device="cpu"))
+    m.generator.calibrate(data.x_train, data.y_train, len(data.classes),
+                          CalibrationOptions(device="cpu"))
     return f"calibrated here, {time.perf_counter() - t0:.1f} s"
 
 
