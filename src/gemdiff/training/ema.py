@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
+from gemdiff.training.flat import FlatParameters
+
 
 def ema_decay(decay: float, warmup: bool, n_averaged: int) -> float:
     """The decay used for the update after ``n_averaged`` earlier updates."""
@@ -55,8 +57,20 @@ class EMA(WeightAveraging):
             averaged = self._average_model.module.state_dict(keep_vars=True)
             current = pl_module.state_dict(keep_vars=True)
             names = [k for k, v in current.items() if v.is_floating_point()]
-            self._pairs = ([averaged[k].detach() for k in names],
-                           [current[k].detach() for k in names])
+            avg, cur = [], []
+            flat = getattr(pl_module, "flat_parameters", None)
+            if flat is not None:
+                # The module's weights are views of one tensor (training/flat.py): give the
+                # average the same layout and update both as one tensor each.
+                name_of = {id(v): k for k, v in current.items()}
+                flat_names = [name_of.get(id(p)) for p in flat.params]
+                if None not in flat_names:
+                    avg.append(FlatParameters([averaged[k] for k in flat_names],
+                                              grads=False).flat.detach())
+                    cur.append(flat.flat.detach())
+                    names = [k for k in names if k not in set(flat_names)]
+            self._pairs = (avg + [averaged[k].detach() for k in names],
+                           cur + [current[k].detach() for k in names])
         return self._pairs
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

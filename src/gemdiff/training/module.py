@@ -16,6 +16,7 @@ from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.diffusion import GaussianDiffusion
 from gemdiff.models.generators import DiffusionGenerator
 from gemdiff.training.checkpoint import add_section
+from gemdiff.training.flat import FlatParameters, merge_optimizer_state
 
 
 RNG_KEY = "torch_rng_state"
@@ -89,6 +90,8 @@ class GEMDiffModule(L.LightningModule):
         self.metadata: dict[str, Any] = {}
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
+        # The weights as one tensor for the optimizer, built in configure_optimizers.
+        self.flat_parameters: FlatParameters | None = None
 
     def trained_generator(self) -> DiffusionGenerator:
         """The generator these weights make (shares the modules, changes no mode)."""
@@ -156,8 +159,9 @@ class GEMDiffModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
-                                fused=True)
+        # Built here, once Lightning has moved the module to its device (flat.py says why).
+        flat = self.flat_parameters = FlatParameters(self.denoiser.parameters())
+        opt = torch.optim.AdamW([flat.flat], lr=hp.lr, weight_decay=hp.weight_decay, fused=True)
         decay = hp.get("lr_decay", "none")
         total = None
         if decay != "none":
@@ -165,6 +169,12 @@ class GEMDiffModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: lr_factor(step, hp.warmup_steps, total, decay))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
+        self.flat_parameters.zero_grad()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        self.flat_parameters.check_grads()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._check_finite()
@@ -179,3 +189,6 @@ class GEMDiffModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if RNG_KEY in checkpoint:
             torch.set_rng_state(checkpoint[RNG_KEY])
+        if "optimizer_states" in checkpoint:  # per-tensor states of earlier versions
+            checkpoint["optimizer_states"] = [merge_optimizer_state(s)
+                                              for s in checkpoint["optimizer_states"]]
