@@ -86,6 +86,7 @@ SIM = ["data.source.n_samples=200", "data.source.n_genes=300", "data.source.n_mo
        "data.source.n_drivers=24"]
 
 
+@pytest.mark.slow  # 45-55 s: a screen and four training jobs in a child process
 def test_screen_then_core_finds_planted_drivers(tmp_path):
     """Tiny end to end: screen, sweep the two best subsets with their permuted-label nulls
     (four jobs of gemdiff.subset in a child process), aggregate."""

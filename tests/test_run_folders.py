@@ -244,7 +244,7 @@ def test_disk_full_is_one_line_and_leaves_no_temporary_file(trained_synthetic, m
 
         monkeypatch.setattr(Path, "write_bytes", full)
     code, err = _cli(["sample", f"ckpt_path={summary['checkpoint']}", "umap=false",
-                      f"hydra.run.dir={folder}"], capfd)
+                      "sampler=dpm2", f"hydra.run.dir={folder}"], capfd)
     line = _one_line(err)
     assert code == 2 and "No space left on device (ENOSPC)" in line, line
     assert str(folder) in line
