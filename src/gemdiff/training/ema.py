@@ -68,7 +68,8 @@ class EMA(WeightAveraging):
                     avg.append(FlatParameters([averaged[k] for k in flat_names],
                                               grads=False).flat.detach())
                     cur.append(flat.flat.detach())
-                    names = [k for k in names if k not in set(flat_names)]
+                    in_flat = set(flat_names)
+                    names = [k for k in names if k not in in_flat]
             self._pairs = (avg + [averaged[k].detach() for k in names],
                            cur + [current[k].detach() for k in names])
         return self._pairs
