@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_config
 
 
@@ -30,6 +32,7 @@ def merged(recs: list[dict], kind: str) -> dict:
     return out
 
 
+@pytest.mark.slow  # 15-20 s: a two-job sweep in a child process
 def test_sweep_runs_share_a_group_and_log_config_and_final_metrics(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(

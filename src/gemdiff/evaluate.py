@@ -132,11 +132,14 @@ def run(cfg: DictConfig) -> dict:
     from gemdiff.common.errors import GemdiffError
     from gemdiff.common.files import write_json
     from gemdiff.common.resultsets import ResultSet
-    from gemdiff.tools.results import plot_perturbation, plot_synthetic
+    from gemdiff.data.io import check_file
 
     if not cfg.synthetic and not cfg.perturbed:
         raise GemdiffError("nothing to score: give synthetic=... (with synthetic_labels=...) "
                            "and/or perturbed=...")
+    for name in ("synthetic", "synthetic_labels", "perturbed"):
+        if cfg.get(name):
+            check_file(cfg[name])  # a mistyped path fails before the real data is prepared
     out = Path(cfg.paths.output_dir)
     published = ResultSet(out, ["metrics.json"], cfg.get("overwrite", False), "gemdiff evaluate")
     data = real_data(cfg)
@@ -153,6 +156,8 @@ def run(cfg: DictConfig) -> dict:
                                      target=results["perturbation"].obs.label.iloc[0],
                                      split=cfg.split)
     metrics = parts if len(parts) > 1 else next(iter(parts.values()))
+    from gemdiff.tools.results import plot_perturbation, plot_synthetic
+
     with published.writing():
         write_json(metrics, out / "metrics.json")
         if cfg.umap and "augmentation" in results:
