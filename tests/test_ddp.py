@@ -37,8 +37,7 @@ def test_two_cpu_ranks_train_a_checkpoint_like_the_single_process_one(tmp_path):
     log = train("trainer=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path / 'ddp'}",
                 cwd=tmp_path)
     assert "EMA weights identical on 2 ranks" in log
-    train(f"hydra.run.dir={tmp_path / 'single'}", "calibrate.rows=0", "sample_plot=false",
-          cwd=tmp_path)  # what is compared is the data, the split and the weights' layout
+    train(f"hydra.run.dir={tmp_path / 'single'}", cwd=tmp_path)
     ddp = load_checkpoint(tmp_path / "ddp/checkpoints/last.ckpt")
     single = load_checkpoint(tmp_path / "single/checkpoints/last.ckpt")
     assert ddp.genes == single.genes and ddp.classes == single.classes
