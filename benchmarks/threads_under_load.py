@@ -1,8 +1,9 @@
 """Training steps per second on a quiet machine and on one another job shares, per thread setting.
 
-    python benchmarks/threads_under_load.py [--steps 300] [--repeats 3]
+    python benchmarks/threads_under_load.py [--steps 300] [--repeats 3] [--tokenization gene]
 
-Each setting trains the default model (32 genes as tokens, width 64, depth 2, batch 64) for
+Each setting trains the default model (32 genes, width 64, depth 2, batch 64; the package's
+default tokenisation unless ``--tokenization`` names one) for
 ``--steps`` optimizer steps in a fresh process and prints steps per second after a 30-step
 warm-up: with PyTorch's default threads (all cores; OpenMP threads spin while they wait), with
 ``OMP_WAIT_POLICY=PASSIVE`` (they sleep instead), and with one thread. "loaded" runs the same
@@ -23,14 +24,15 @@ SETTINGS = {"default threads": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY"
             "1 thread": {"OMP_NUM_THREADS": "1"}}
 
 
-def worker(steps: int) -> None:
+def worker(steps: int, tokenization: str | None) -> None:
     import torch
 
     from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
     from gemdiff.models.diffusion import GaussianDiffusion
 
     torch.manual_seed(0)
-    net = TransformerDenoiser(DenoiserConfig(32, 2, d_model=64, depth=2))
+    tokens = {"tokenization": tokenization} if tokenization else {}
+    net = TransformerDenoiser(DenoiserConfig(32, 2, d_model=64, depth=2, **tokens))
     diffusion = GaussianDiffusion()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     x, y = torch.rand(512, 32) * 2 - 1, torch.randint(2, (512,))
@@ -54,7 +56,7 @@ def load() -> None:
         a = torch.tanh(a @ a)
 
 
-def run(setting: dict, steps: int, loaded: bool) -> float:
+def run(setting: dict, steps: int, loaded: bool, tokenization: str | None) -> float:
     env = {**os.environ, **setting}
     hog = None
     if loaded:
@@ -62,8 +64,9 @@ def run(setting: dict, steps: int, loaded: bool) -> float:
                                env={**os.environ, "OMP_NUM_THREADS": str(os.cpu_count())})
         time.sleep(3)
     try:
-        out = subprocess.run([sys.executable, __file__, "--worker", "--steps", str(steps)],
-                             env=env, capture_output=True, text=True, check=True)
+        tokens = ["--tokenization", tokenization] if tokenization else []
+        out = subprocess.run([sys.executable, __file__, "--worker", "--steps", str(steps),
+                              *tokens], env=env, capture_output=True, text=True, check=True)
     finally:
         if hog is not None:
             hog.kill()
@@ -75,18 +78,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tokenization", choices=["gene", "patch", "single"], default=None,
+                    help="the network's tokenisation (default: the package's)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.steps)
+        return worker(args.steps, args.tokenization)
     if args.load:
         return load()
     rates: dict[tuple[str, bool], list[float]] = {}
     for _ in range(args.repeats):
         for loaded in (False, True):
             for name, setting in SETTINGS.items():
-                rates.setdefault((name, loaded), []).append(run(setting, args.steps, loaded))
+                rates.setdefault((name, loaded), []).append(
+                    run(setting, args.steps, loaded, args.tokenization))
     print(f"{os.cpu_count()} cores; steps/s, median (min - max) of {args.repeats}")
     print(f"{'setting':28s} {'quiet':>24s} {'loaded':>24s}")
     for name in SETTINGS:

@@ -55,8 +55,8 @@ def trained_synthetic(tmp_path_factory):
     from gemdiff.train import run as train
 
     out = tmp_path_factory.mktemp("trained")
-    cfg = make_config(TINY + ["trainer.max_steps=400", "trainer.val_check_interval=200",
-                              "callbacks.checkpoint.every_n_train_steps=200",
+    cfg = make_config(TINY + ["trainer.max_steps=800", "trainer.val_check_interval=400",
+                              "callbacks.checkpoint.every_n_train_steps=400",
                               "model.denoiser.d_model=64", "model.denoiser.depth=2",
                               "model.denoiser.n_heads=4", "data.source.n_genes=16",
                               "data.source.n_drivers=4", "data.source.n_samples=400"], out)

@@ -29,7 +29,7 @@ def test_loss_falls(trained_synthetic):
     val = [float(r["loss"]) for r in rows if r["split"] == "val"]
     assert len(val) == 2 and val[-1] < val[0]
     assert (out / "loss_curve.png").stat().st_size > 1000
-    assert summary["global_step"] == 400
+    assert summary["global_step"] == 800
 
 
 def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic):
@@ -38,7 +38,7 @@ def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic)
     assert summary["checkpoint"] == str(path)
     raw = torch.load(path, weights_only=True)  # plain data only
     meta = raw["gemdiff"]
-    assert raw["global_step"] == 400
+    assert raw["global_step"] == 800
     assert "current_model_state" in raw  # raw weights next to the EMA weights in state_dict
     assert meta["classes"] == ["normal", "tumor"] and len(meta["genes"]) == 16
     assert set(meta["preprocessor"]) == {"input_scale", "nan_policy", "scaling", "lo", "hi",

@@ -63,7 +63,8 @@ BATCH = {"batch_effect": 1.0, "batch_share": [0.2, 0.8]}
 METHODS = ("bridge_all", "bridge_subsets", "ot", "mean_shift", "welch", "moderated")
 KINDS = ("mean", "spread", "rewired", "any")
 QUIET = ["callbacks.progress_bar=null", "sample_plot=false",
-         "callbacks.checkpoint.every_n_train_steps=1000000", "trainer.val_check_interval=1000"]
+         "callbacks.checkpoint.every_n_train_steps=1000000", "trainer.val_check_interval=1000",
+         "model.denoiser.tokenization=gene"]  # the package default when this was recorded
 
 
 def _perturb(model: GEMDiff, **options) -> pd.DataFrame:

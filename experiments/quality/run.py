@@ -111,11 +111,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--extra", nargs="*", default=None,
-                        help="training overrides (breast default: a single token)")
+                        help="training overrides (default: a single token for breast, "
+                             "gene tokens for drivers)")
     parser.add_argument("--work", default="outputs/experiments/quality")
     args = parser.parse_args()
     if args.extra is None:
-        args.extra = ["model.denoiser.tokenization=single"] if args.part == "breast" else []
+        # drivers: gene tokens, the package default when its figures were recorded
+        tokens = "single" if args.part == "breast" else "gene"
+        args.extra = [f"model.denoiser.tokenization={tokens}"]
     os.environ.setdefault("WANDB_MODE", "disabled")
     {"breast": breast, "drivers": drivers}[args.part](args)
 

@@ -3,7 +3,8 @@
 Tokenisation decides what attention can relate:
 
 - ``gene``: one token per gene (value embedding + learned gene embedding); attention relates genes.
-- ``patch``: ``patch_size`` consecutive genes per token.
+- ``patch``: ``patch_size`` consecutive genes per token (the default, 32: one token up to 32
+  genes, ``ceil(n_genes / 32)`` tokens beyond).
 - ``single``: all genes in one token, as the reference implementation; attention then has
   nothing to attend across and the network is an MLP with extra steps (its blocks hold no
   query or key weights).
@@ -45,8 +46,8 @@ class DenoiserConfig:
     n_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    tokenization: str = "gene"
-    patch_size: int = 8
+    tokenization: str = "patch"
+    patch_size: int = 32
     token_weights: str = "shared"
 
     def __post_init__(self):
