@@ -185,3 +185,31 @@ def test_learning_rate_warms_up_then_decays_to_zero_on_request(tmp_path):
     with pytest.raises(GemdiffError, match="lr_decay"):
         GEMDiffModule(4, 2, {"d_model": 8, "depth": 1, "n_heads": 2}, GaussianDiffusion(),
                       lr_decay="linear")
+
+
+def test_a_small_network_trains_on_one_thread_unless_a_count_is_chosen(tmp_path, monkeypatch):
+    from gemdiff.common.devices import THREAD_VARIABLES
+    from gemdiff.training.fit import _build_trainer, prepare_run, training_threads
+
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("torch runs one thread here")
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+    def threads_while_training(overrides):
+        cfg = make_config(TINY + overrides, tmp_path)
+        run = prepare_run(cfg)
+        trainer, _ = _build_trainer(cfg, run.model)
+        with training_threads(cfg, run.model, trainer):
+            inside = torch.get_num_threads()
+        assert torch.get_num_threads() == before  # restored
+        return inside
+
+    assert threads_while_training([]) == 1
+    assert threads_while_training(["threads=2"]) == before
+    big = ["model.denoiser.tokenization=gene", "model.denoiser.d_model=64",
+           "model.denoiser.depth=2"]  # 32 tokens: about 200M multiply-adds a batch
+    assert threads_while_training(big) == before
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))
+    assert threads_while_training([]) == before

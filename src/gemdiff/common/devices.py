@@ -5,6 +5,8 @@ evaluation and calibration.
 ``cuda`` or ``cuda:N``. ``precision`` is ``32`` (float32 throughout) or ``bf16``: the network's
 matrix products under bfloat16 autocast, the diffusion's arithmetic in float32. torch is
 imported where it is used, so that ``--help`` stays fast.
+
+``THREAD_VARIABLES`` name the environment variables that set a CPU thread count.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from gemdiff.common.errors import GemdiffError
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
 PRECISIONS = ("32", "bf16")

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from gemdiff.common.devices import THREAD_VARIABLES
 from gemdiff.common.errors import GemdiffError, OutputWriteError, filesystem_problem
 
 
@@ -84,10 +85,6 @@ def hydra_output_dir() -> tuple[Path | None, str]:
         return None, ""
     hc = HydraConfig.get()
     return Path(hc.runtime.output_dir), hc.job.name
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "NUMBA_NUM_THREADS")
 
 
 def limit_threads(n: int) -> None:

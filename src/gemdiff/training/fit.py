@@ -9,6 +9,8 @@ for a network (GEMDiff, WGAN-GP), in closed form for a generator that has no tra
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gemdiff.common.devices import resolve_device
+from gemdiff.common.devices import THREAD_VARIABLES, resolve_device
 from gemdiff.common.errors import TrainingDiverged, TrainingInterrupted
 from gemdiff.data.dataset import PreparedData
 from gemdiff.models.calibration import CalibrationOptions
@@ -31,6 +34,11 @@ from gemdiff.training.checkpoint import (
 
 log = logging.getLogger("gemdiff.train")
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# Below this many multiply-adds in the forward pass of one training batch, a CPU step is too
+# small to share between threads: one thread trains a network this size faster than two
+# threads that sleep while they wait, and does not collapse when another job shares the
+# cores (benchmarks/README.md, threads).
+ONE_THREAD_WORK = 30e6
 
 
 @dataclass
@@ -137,11 +145,41 @@ def _build_trainer(cfg: DictConfig, model) -> tuple[L.Trainer, list[Any]]:
     return trainer, loggers
 
 
+def step_work(model, batch_size: int) -> float | None:
+    """Multiply-adds in the forward pass of one training batch through the transformer's
+    projections and MLPs (None for a model without a transformer denoiser)."""
+    c = getattr(getattr(model, "denoiser", None), "config", None)
+    if c is None:
+        return None
+    return batch_size * c.n_tokens * c.depth * (4 + 2 * c.mlp_ratio) * c.d_model ** 2
+
+
+@contextmanager
+def training_threads(cfg: DictConfig, model, trainer):
+    """Train a small network on one CPU thread where no thread count was chosen (``threads``
+    or ``OMP_NUM_THREADS`` and the like); the count is restored afterwards."""
+    work = step_work(model, int(cfg.data.get("batch_size") or 1))
+    chosen = cfg.get("threads") is not None or any(v in os.environ for v in THREAD_VARIABLES)
+    before = torch.get_num_threads()
+    if (chosen or work is None or work >= ONE_THREAD_WORK or before == 1
+            or not isinstance(trainer.accelerator, CPUAccelerator) or trainer.world_size > 1):
+        yield
+        return
+    log.info("training on one CPU thread: a step of this network (%.0fM multiply-adds) is too "
+             "small to share between threads (threads=N chooses)", work / 1e6)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fit_lightning(cfg: DictConfig, model, datamodule, data: PreparedData, output_dir: Path,
                    resume: str | None) -> TrainResult:
     trainer, loggers = _build_trainer(cfg, model)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        with training_threads(cfg, model, trainer):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:
         ckpt = _last_checkpoint(trainer)
         raise TrainingInterrupted(
