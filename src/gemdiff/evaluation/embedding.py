@@ -4,7 +4,9 @@ gene-set screen all embed samples with :func:`umap_2d`."""
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -34,10 +36,37 @@ class UmapParams:
         check_choice("umap.knn", self.knn, Knn)
 
 
+_UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances")
+
+
+@cache
+def _umap():
+    """umap, with its numba functions compiled once per machine instead of once per process.
+
+    umap-learn compiles ``smooth_knn_dist``, the layout epoch and a few more without numba's
+    on-disk cache, which costs every fresh process about 9 s of a 10-s first embedding on 2
+    cores; with the cache a later process embeds in about 1 s, to the same coordinates
+    (benchmarks/README.md). Where no cache folder is writable numba keeps compiling per process.
+    """
+    import importlib
+
+    import umap
+    from numba.core.dispatcher import Dispatcher
+
+    for name in _UMAP_MODULES:
+        module = importlib.import_module(name)
+        for fn in vars(module).values():
+            if isinstance(fn, Dispatcher) and fn.py_func.__module__ == name:
+                with suppress(RuntimeError):  # no writable cache location
+                    fn.enable_caching()
+    return umap
+
+
 def umap_2d(x: np.ndarray, p: UmapParams = UmapParams()) -> np.ndarray:
     """Seeded 2-D UMAP of the rows of ``x``, (n, 2) (fewer neighbours when there are few rows)."""
-    import umap
     from sklearn.neighbors import NearestNeighbors
+
+    umap = _umap()
 
     k = max(2, min(p.n_neighbors, len(x) - 1))
     knn = (None,) * 3
