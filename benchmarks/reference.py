@@ -28,6 +28,7 @@ import copy
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,8 @@ from gemdiff.models.generators import BridgeOptions, DiffusionGenerator
 GENES, WIDTH, DEPTH, BRIDGE_N, BATCH = 16, 128, 4, 663, 32
 
 
-def reference_network(path: Path) -> torch.nn.Module:
+def load_reference(path: Path) -> tuple[torch.nn.Module, Callable]:
+    """The reference's network at this size and its EMA update, from its checkout at ``path``."""
     if not (path / "diffusion" / "mlp.py").is_file():
         sys.exit(f"--reference {path}: no diffusion/mlp.py there (a checkout of "
                  f"github.com/xai990/GEMDiff is expected)")
@@ -48,10 +50,10 @@ def reference_network(path: Path) -> torch.nn.Module:
     from diffusion.mlp import GPT  # the reference's transformer
     from diffusion.nn import update_ema
 
-    reference_network.update_ema = update_ema
     # configs/mrna_16.yaml: one patch of 16 genes, 2 heads, 4 layers, class-conditional
-    return GPT(gene_feature=GENES, patch_size=GENES, n_head=2, dropout=0.0, n_embd=WIDTH,
-               n_layer=DEPTH, num_classes=2)
+    net = GPT(gene_feature=GENES, patch_size=GENES, n_head=2, dropout=0.0, n_embd=WIDTH,
+              n_layer=DEPTH, num_classes=2)
+    return net, update_ema
 
 
 def our_network() -> torch.nn.Module:
@@ -71,7 +73,7 @@ def call_ms(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, calls: int =
     return (time.perf_counter() - t0) / calls * 1e3
 
 
-def reference_step_ms(net: torch.nn.Module, steps: int = 300) -> float:
+def reference_step_ms(net: torch.nn.Module, update_ema: Callable, steps: int = 300) -> float:
     """Milliseconds per bare training step of the reference's network at batch 32, after a
     warm-up of 50: its TrainLoop's optimizer and EMA, gemdiff's noising of the batch."""
     diffusion = GaussianDiffusion()
@@ -90,7 +92,7 @@ def reference_step_ms(net: torch.nn.Module, steps: int = 300) -> float:
         eps = net(diffusion.q_sample(x0, t, noise), t, y0)[:, :GENES]  # the mean half
         ((noise - eps) ** 2).mean().backward()
         opt.step()
-        reference_network.update_ema(ema, params, rate=0.9999)
+        update_ema(ema, params, rate=0.9999)
     return (time.perf_counter() - t0) / steps * 1e3
 
 
@@ -124,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    ref, ours = reference_network(args.reference), our_network()
+    (ref, update_ema), ours = load_reference(args.reference), our_network()
     n_ref, n_ours = (sum(p.numel() for p in m.parameters()) for m in (ref, ours))
     x = torch.rand(BRIDGE_N, GENES) * 2 - 1
     y = torch.ones(BRIDGE_N, dtype=torch.long)
@@ -133,7 +135,7 @@ def main() -> None:
     for _ in range(args.repeats):
         rows["call_ref"].append(call_ms(ref.eval(), x, y))
         rows["call_ours"].append(call_ms(ours.eval(), x, y))
-        rows["step_ref"].append(reference_step_ms(ref.train()))
+        rows["step_ref"].append(reference_step_ms(ref.train(), update_ema))
         rows["step_ours"].append(gemdiff_step_ms(False, args.threads))
         if args.app:
             rows["app"].append(gemdiff_step_ms(True, args.threads))

@@ -78,7 +78,7 @@ def bare_loop(d_model: int, depth: int, tokenization: str, steps: int,
         idx = torch.randint(788, (32,))
         labels = y[idx]
         if full:  # label dropout to the "no class" token
-            labels = torch.where(torch.rand(32) < 0.1, torch.full_like(labels, 2), labels)
+            labels = torch.where(torch.rand(32) < 0.1, net.null_class, labels)
         loss = diffusion.loss(eps, x[idx], labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,7 +21,7 @@ from gemdiff.training.checkpoint import load_checkpoint
 COMMON = ["trainer.accelerator=cpu", "trainer.max_steps=40", "trainer.val_check_interval=20",
           "callbacks.checkpoint.every_n_train_steps=20", "logger=none",
           "trainer.enable_progress_bar=false", "model.denoiser.d_model=32",
-          "model.denoiser.depth=1", "data.n_genes=8"]
+          "model.denoiser.depth=1", "data.n_genes=8", "calibrate.rows=0", "sample_plot=false"]
 ENV = os.environ | {"GEMDIFF_DDP_TIMEOUT_S": "60", "WANDB_MODE": "disabled"}
 
 
