@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import statistics
 import sys
 import time
@@ -34,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
 from gemdiff.models.diffusion import GaussianDiffusion
-from gemdiff.models.generators import BridgeOptions, DiffusionGenerator
+from gemdiff.models.generators import BridgeOptions, Generator
 
 GENES, WIDTH, DEPTH, BRIDGE_N, BATCH = 16, 128, 4, 663, 32
 
@@ -56,9 +56,10 @@ def load_reference(path: Path) -> tuple[torch.nn.Module, Callable]:
     return net, update_ema
 
 
-def our_network() -> torch.nn.Module:
-    return TransformerDenoiser(DenoiserConfig(GENES, 2, d_model=WIDTH, depth=DEPTH,
-                                              tokenization="single"))
+def sibling(name: str):
+    """Another script of this folder, as a module."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    return importlib.import_module(name)
 
 
 def call_ms(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, calls: int = 50) -> float:
@@ -96,9 +97,8 @@ def reference_step_ms(net: torch.nn.Module, update_ema: Callable, steps: int = 3
     return (time.perf_counter() - t0) / steps * 1e3
 
 
-def bridge_s(net: torch.nn.Module, x: np.ndarray) -> float:
+def bridge_s(generator: Generator, x: np.ndarray) -> float:
     """Seconds for gemdiff's default bridge (with its cycle check) of ``x``."""
-    generator = DiffusionGenerator(net.eval(), GaussianDiffusion())
     t0 = time.perf_counter()
     generator.bridge(x, 1, 0, BridgeOptions(device="cpu"))
     return time.perf_counter() - t0
@@ -107,12 +107,10 @@ def bridge_s(net: torch.nn.Module, x: np.ndarray) -> float:
 def gemdiff_step_ms(app: bool, threads: int) -> float:
     """Milliseconds per step of gemdiff's bare loop, or of ``gemdiff.train`` (1000 steps), at
     this size (train_throughput.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_throughput import bare_loop, lightning_app
-
+    throughput = sibling("train_throughput")
     if app:
-        return 1e3 / lightning_app(WIDTH, DEPTH, "single", 1000, threads=threads)
-    return 1e3 / bare_loop(WIDTH, DEPTH, "single", 300)
+        return 1e3 / throughput.lightning_app(WIDTH, DEPTH, "single", 1000, threads=threads)
+    return 1e3 / throughput.bare_loop(WIDTH, DEPTH, "single", 300)
 
 
 def main() -> None:
@@ -126,7 +124,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    (ref, update_ema), ours = load_reference(args.reference), our_network()
+    ref, update_ema = load_reference(args.reference)
+    generator = sibling("perturb_speed").untrained("single").generator  # this size, seeded
+    ours = generator.denoiser
     n_ref, n_ours = (sum(p.numel() for p in m.parameters()) for m in (ref, ours))
     x = torch.rand(BRIDGE_N, GENES) * 2 - 1
     y = torch.ones(BRIDGE_N, dtype=torch.long)
@@ -139,7 +139,7 @@ def main() -> None:
         rows["step_ours"].append(gemdiff_step_ms(False, args.threads))
         if args.app:
             rows["app"].append(gemdiff_step_ms(True, args.threads))
-        rows["bridge_ours"].append(bridge_s(ours, x.numpy()))
+        rows["bridge_ours"].append(bridge_s(generator, x.numpy()))
     med = {k: statistics.median(v) if v else float("nan") for k, v in rows.items()}
     bridge_ref = 2000 * med["call_ref"] / 1e3
     print(f"torch {torch.__version__}, {args.threads} threads, {args.repeats} repeats "
