@@ -219,7 +219,7 @@ class GEMDiff:
 
     @property
     def kind(self) -> str:
-        """The kind of generator: ``diffusion`` (GEMDiff), ``gaussian`` or ``wgan``."""
+        """The kind of generator: ``diffusion`` (GEMDiff), ``gaussian``, ``copula`` or ``wgan``."""
         return self._trained().kind
 
     @property

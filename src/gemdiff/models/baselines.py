@@ -4,12 +4,17 @@
   closed form on the scaled training data; the covariance is the sample covariance (``full``),
   its Ledoit-Wolf shrinkage toward a scaled identity (``ledoit_wolf``, usable when a class has
   fewer samples than genes) or its diagonal.
+- :class:`CopulaGenerator` (``model=copula``): one Gaussian copula per class (scDesign2's
+  model of gene-gene correlation): each gene keeps its empirical distribution within the class,
+  unexpressed values a point mass among them, and the genes are tied by the correlation of
+  their normal scores.
 - :class:`WGANGenerator` (``model=wgan``): the generator network of a class-conditional
   Wasserstein GAN with gradient penalty (Gulrajani et al. 2017), the generator the paper
   compares against; it is trained by :class:`gemdiff.training.wgan.WGANGP`.
 
-Both work in the model's scaled units ([-1, 1]). The WGAN's tanh output stays in that range;
-the Gaussian's samples are left unclipped (see :class:`GaussianGenerator`).
+All work in the model's scaled units. The WGAN's tanh output stays in [-1, 1]; the
+Gaussian's samples are left unclipped (see :class:`GaussianGenerator`); the copula's stay
+within each gene's training values.
 """
 
 from __future__ import annotations
@@ -87,6 +92,83 @@ class GaussianGenerator(Generator):
         out = cls(means.shape[1], means.shape[0], saved["covariance"])
         out.means, out.chols = means, saved["chols"].numpy()
         return out
+
+
+class CopulaGenerator(Generator):
+    """Per-class Gaussian copula with empirical marginals, fitted in closed form by :meth:`fit`.
+
+    Per class c and gene g the training values, sorted, are the marginal; their normal scores
+    z = Phi^-1(rank / (n + 1)) (ties, such as unexpressed values, share their mean rank) give
+    the correlation matrix R_c, shrunk toward the identity by Ledoit-Wolf (a class may have
+    fewer samples than genes). A sample draws z ~ N(0, R_c) and reads each gene's marginal at
+    u = Phi(z), interpolating between neighbouring training values, so a run of equal values
+    (unexpressed) stays a point mass. ``diffusion`` and ``denoiser`` are accepted and unused.
+    """
+
+    kind = "copula"
+
+    def __init__(self, n_genes: int, n_classes: int, diffusion: Any = None,
+                 denoiser: Any = None):
+        self.marginals: list[np.ndarray] = [np.zeros((0, n_genes))] * n_classes
+        self.chols = np.zeros((n_classes, n_genes, n_genes))
+
+    def shape(self) -> tuple[int, int]:
+        return self.chols.shape[1], self.chols.shape[0]
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "CopulaGenerator":
+        from scipy.stats import norm, rankdata
+        from sklearn.covariance import LedoitWolf
+
+        for c in range(len(self.chols)):
+            xc = x[y == c].astype(np.float64)
+            if len(xc) < 2:
+                raise GemdiffError(f"class {c} has {len(xc)} training sample(s); a copula "
+                                   "needs at least 2")
+            self.marginals[c] = np.sort(xc, axis=0)
+            z = norm.ppf(rankdata(xc, axis=0) / (len(xc) + 1))
+            cov = LedoitWolf().fit(z).covariance_
+            sd = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
+            self.chols[c] = _cholesky(cov / np.outer(sd, sd))
+        return self
+
+    def sample(self, labels: np.ndarray, seed: int = 0,
+               options: SampleOptions = SampleOptions()) -> np.ndarray:
+        from scipy.stats import norm
+
+        labels = np.asarray(labels)
+        z = np.random.default_rng(seed).standard_normal((len(labels), self.chols.shape[1]))
+        out = np.zeros(z.shape)
+        for c in np.unique(labels):
+            rows = labels == c
+            u = norm.cdf(z[rows] @ self.chols[c].T)  # (n_c, genes), correlated uniforms
+            out[rows] = _quantiles(self.marginals[c], u)
+        return out.astype(np.float32)
+
+    def checkpoint_section(self) -> dict[str, Any]:
+        return {"copula": {"marginals": [torch.from_numpy(m) for m in self.marginals],
+                           "chols": torch.from_numpy(self.chols)}}
+
+    @classmethod
+    def from_checkpoint(cls, section: dict[str, Any],
+                        state: dict[str, torch.Tensor]) -> "CopulaGenerator":
+        saved = section["copula"]
+        chols = saved["chols"].numpy()
+        out = cls(chols.shape[1], chols.shape[0])
+        out.chols, out.marginals = chols, [m.numpy() for m in saved["marginals"]]
+        return out
+
+
+def _quantiles(sorted_values: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Each column's empirical quantile at ``u`` (rows x columns, in [0, 1]): linear between
+    the sorted values ``sorted_values`` (n x columns) at position u (n - 1)."""
+    n = len(sorted_values)
+    pos = u * (n - 1)
+    i = np.clip(np.floor(pos).astype(int), 0, max(n - 2, 0))
+    frac = np.clip(pos - i, 0.0, 1.0)
+    cols = np.arange(sorted_values.shape[1])
+    lo = sorted_values[i, cols]
+    hi = sorted_values[np.minimum(i + 1, n - 1), cols]
+    return lo + frac * (hi - lo)
 
 
 def _cholesky(cov: np.ndarray) -> np.ndarray:
