@@ -8,8 +8,8 @@ import pytest
 
 from gemdiff.training.checkpoint import load_checkpoint
 from gemdiff.common.errors import GemdiffError
-from gemdiff.models.baselines import GaussianGenerator
-from gemdiff.tools.perturbation import mean_shift, ot_map
+from gemdiff.models.baselines import CopulaGenerator, GaussianGenerator
+from gemdiff.tools.perturbation import entropic_map, mean_shift, ot_map
 from gemdiff.train import run as train
 from tests.conftest import make_config
 
@@ -58,6 +58,49 @@ def test_gaussian_with_fewer_samples_than_genes():
         assert np.isfinite(syn).all()
 
 
+def test_copula_keeps_marginals_point_masses_and_correlation():
+    rng = np.random.default_rng(0)
+    n = 400
+    f = rng.standard_normal(n)
+    a = f + 0.3 * rng.standard_normal(n)
+    b = np.exp(f + 0.3 * rng.standard_normal(n))  # skewed, rank-correlated with a
+    c = np.where(rng.random(n) < 0.4, -1.0, rng.uniform(0, 1, n))  # 40% at a point mass
+    x, y = np.column_stack([a, b, c]), np.repeat([0, 1], n // 2)
+    x[y == 1, 0] += 3.0
+    cop = CopulaGenerator(3, 2).fit(x, y)
+    labels = np.repeat([0, 1], 4000)
+    syn = cop.sample(labels, seed=1)
+    for k in (0, 1):
+        real, fake = x[y == k], syn[labels == k]
+        assert (fake.min(0) >= real.min(0) - 1e-9).all()
+        assert (fake.max(0) <= real.max(0) + 1e-9).all()
+        np.testing.assert_allclose(np.median(fake, 0), np.median(real, 0), atol=0.15)
+        assert abs((fake[:, 2] == -1.0).mean() - (real[:, 2] == -1.0).mean()) < 0.05
+        rho = np.corrcoef(np.argsort(np.argsort(fake[:, :2], 0), 0).T)[0, 1]
+        assert rho > 0.8  # Spearman correlation of a and b kept (real about 0.95)
+    back = CopulaGenerator.from_checkpoint(cop.checkpoint_section(), {})
+    assert np.array_equal(back.sample(labels, seed=1), syn)
+
+
+def test_copula_trains_and_samples_through_the_app(tmp_path):
+    summary = train(make_config(QUICK + ["model=copula"], tmp_path))
+    model = load_checkpoint(summary["checkpoint"])
+    assert model.kind == "copula" and summary["global_step"] == 0
+    data = model.data()
+    labels = np.repeat([0, 1], 200)
+    syn = model.generator.sample(labels, seed=0)
+    assert _closest_centre(syn, labels, data.x_train, data.y_train) == [0, 1]
+
+
+def test_entropic_map_is_defined_on_new_samples():
+    rng = np.random.default_rng(0)
+    source, new = rng.normal(size=(300, 2)), rng.normal(size=(50, 2))
+    target = rng.normal(size=(300, 2)) * 0.5 + [4.0, -2.0]
+    moved = entropic_map(source, target, epsilon=0.01)(new)
+    # The OT map between these Gaussians is x -> 0.5 x + (4, -2): new samples follow it.
+    assert np.abs(moved - (0.5 * new + [4.0, -2.0])).mean() < 0.15
+
+
 def test_mean_shift_moves_by_the_difference_of_class_means():
     x, y, _ = _two_classes()
     moved = mean_shift(x[y == 1], x, y, 1, 0)
@@ -89,7 +132,7 @@ def test_gaussian_through_train_sample_and_perturb(gaussian_ckpt, tmp_path):
     labels = np.repeat([0, 1], 200)
     syn = model.generator.sample(labels, seed=0)
     assert _closest_centre(syn, labels, data.x_train, data.y_train) == [0, 1]
-    for how in ("mean_shift", "ot"):
+    for how in ("mean_shift", "ot", "entropic_ot"):
         m = perturb_run(make_config([f"ckpt_path={gaussian_ckpt}", f"map={how}", "umap=false"],
                                     tmp_path / how, config_name="perturb"))
         assert m["map"] == how and m["cycle_error"] is None
