@@ -102,7 +102,8 @@ def calibrate(diffusion: GaussianDiffusion, net: EpsFn, x: torch.Tensor, y: torc
     own sampling noise, estimated from the spread of the pairs (:func:`shrunk`): where the
     network's errors are no larger than that noise the table holds ~0 there instead of noise.
     """
-    x = torch.as_tensor(x, dtype=torch.float32, device=diffusion.betas.device) * diffusion.scale
+    x = torch.as_tensor(x, dtype=torch.float32, device=diffusion.betas.device)
+    x = diffusion.to_diffused(x)
     y = torch.as_tensor(y, dtype=torch.long, device=x.device)
     counts = torch.bincount(y, minlength=n_classes)
     if len(counts) > n_classes or bool((counts == 0).any()):

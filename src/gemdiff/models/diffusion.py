@@ -83,6 +83,14 @@ class GaussianDiffusion(nn.Module):
         noise, then stays above the noise over more of the chain. Inputs and outputs of every
         method are in data units; only the latents of :meth:`ddim_encode` (and the ``x_t``
         given to :meth:`ddim_decode`) and the network's inputs are in diffused units.
+    standardize
+        Diffuse each gene standardised, (x - mean) / SD with the training data's mean and SD
+        per gene (:meth:`fit_standardization`, before training; then times ``scale``), so that
+        every gene has the unit variance of the noise (Karras et al. 2022 scale inputs to unit
+        variance, TabDDPM standardises each column): on the data's shared min-max scale a gene
+        varies by an SD of 0.05-0.3, and most of the chain is noise far larger than it.
+    data_mean, data_sd
+        The fitted per-gene mean and SD (kept in the checkpoint); None before fitting.
     calibration, calibration_levels
         The network's mean output error on the training data, a (levels, n_classes + 1,
         n_genes) table, and the timesteps of its rows: what
@@ -91,7 +99,8 @@ class GaussianDiffusion(nn.Module):
     """
 
     def __init__(self, schedule: str = "linear", timesteps: int = 1000, clip_x0: bool = False,
-                 prediction: str = "eps", scale: float = 1.0,
+                 prediction: str = "eps", scale: float = 1.0, standardize: bool = False,
+                 data_mean: torch.Tensor | None = None, data_sd: torch.Tensor | None = None,
                  calibration: torch.Tensor | None = None,
                  calibration_levels: torch.Tensor | None = None):
         super().__init__()
@@ -117,17 +126,60 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, value, persistent=False)
         self.register_buffer("calibration", None, persistent=False)
         self.register_buffer("calibration_levels", None, persistent=False)
+        self.standardize = bool(standardize)
+        # x_diffused = (x - shift) * gain: without standardisation 0 and ``scale``.
+        self.register_buffer("shift", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.register_buffer("gain", torch.tensor(self.scale, dtype=torch.float64),
+                             persistent=False)
+        if data_mean is not None:
+            self.set_standardization(torch.as_tensor(data_mean), torch.as_tensor(data_sd))
         if calibration is not None:
             self.set_calibration(torch.as_tensor(calibration),
                                   torch.as_tensor(calibration_levels))
 
     def config(self) -> dict:
         out = {"schedule": self.schedule, "timesteps": self.timesteps, "clip_x0": self.clip_x0,
-               "prediction": self.prediction, "scale": self.scale}
+               "prediction": self.prediction, "scale": self.scale,
+               "standardize": self.standardize}
+        if self.standardize and self.shift.ndim:
+            out.update(data_mean=self.shift.detach().cpu().clone(),
+                       data_sd=(self.scale / self.gain).detach().cpu().clone())
         if self.calibration is not None:
             out.update(calibration=self.calibration.detach().cpu().clone(),
                        calibration_levels=self.calibration_levels.detach().cpu().clone())
         return out
+
+    # ---- units ----------------------------------------------------------------------------
+
+    def fit_standardization(self, x: np.ndarray | torch.Tensor) -> None:
+        """With ``standardize``, take each gene's mean and SD from training data ``x``
+        (samples x genes, data units); a gene with no spread keeps SD 1."""
+        if not self.standardize:
+            return
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        sd = x.std(dim=0, unbiased=False)
+        self.set_standardization(x.mean(dim=0), torch.where(sd > 1e-8, sd, torch.ones_like(sd)))
+
+    def set_standardization(self, mean: torch.Tensor, sd: torch.Tensor) -> None:
+        if mean.ndim != 1 or mean.shape != sd.shape or not bool((sd > 0).all()):
+            raise ValueError("a standardisation needs one mean and one positive SD per gene")
+        device = self.gain.device
+        self.shift = mean.to(device=device, dtype=torch.float64)
+        self.gain = (self.scale / sd).to(device=device, dtype=torch.float64)
+
+    def to_diffused(self, x: torch.Tensor) -> torch.Tensor:
+        """Data units -> the units the chain runs in: (x - mean) / SD times ``scale``."""
+        return (x - self.shift.to(x.dtype)) * self.gain.to(x.dtype)
+
+    def from_diffused(self, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_diffused`."""
+        return z / self.gain.to(z.dtype) + self.shift.to(z.dtype)
+
+    def _clip_range(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data's range [-1, 1] in diffused units, per gene."""
+        ends = torch.tensor([-1.0, 1.0], dtype=like.dtype, device=like.device)[:, None]
+        lo, hi = self.to_diffused(ends.expand(2, like.shape[-1]))
+        return lo, hi
 
     # ---- calibration ----------------------------------------------------------------------
 
@@ -181,15 +233,16 @@ class GaussianDiffusion(nn.Module):
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Eq. 3: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (x_0 in diffused
-        units, the data times ``scale``)."""
+        units, :meth:`to_diffused`)."""
         ab = self._ab_rows(t, x0)
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
     def loss(self, eps_fn: EpsFn, x0: torch.Tensor, y: torch.Tensor | None,
              t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Eq. 5, L_simple: E ||eps - eps_theta(x_t, t, y)||^2 with t ~ U{0..T-1} (or the
-        same for v with ``prediction="v"``), on the data times ``scale``."""
-        x0 = x0 * self.scale
+        same for v with ``prediction="v"``), on the data in diffused units
+        (:meth:`to_diffused`)."""
+        x0 = self.to_diffused(x0)
         if t is None:
             t = torch.randint(self.timesteps, (x0.shape[0],), device=x0.device)
         if noise is None:
@@ -217,7 +270,7 @@ class GaussianDiffusion(nn.Module):
 
         (1) eps = eps_theta(x_t, t, y)
         (2) x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to the
-            data's range, [-scale, scale] in diffused units, with ``clip_x0``
+            data's range [-1, 1] (in diffused units) with ``clip_x0``
         (3) mu = c0_t x0_hat + ct_t x_t, the posterior mean of q(x_{t-1} | x_t, x0_hat)
         (4) x_{t-1} = mu + sqrt(beta_tilde_t) z, z ~ N(0, I), and no noise at t = 0
         """
@@ -225,7 +278,7 @@ class GaussianDiffusion(nn.Module):
         eps = self.eps(eps_fn, x_t, tt, y)  # (1)
         x0 = self.predict_x0(x_t, t, eps)  # (2)
         if self.clip_x0:
-            x0 = x0.clamp(-self.scale, self.scale)
+            x0 = x0.clamp(*self._clip_range(x0))
         mean = self.posterior_c0[t].to(x_t.dtype) * x0 + self.posterior_ct[t].to(x_t.dtype) * x_t
         if t == 0:
             return mean
@@ -239,7 +292,7 @@ class GaussianDiffusion(nn.Module):
         x = torch.randn(shape, generator=generator, device=device)
         for t in progress_bar(range(self.timesteps - 1, -1, -1), progress, "DDPM sampling"):
             x = self.ddpm_step(eps_fn, x, t, y, generator)
-        return DiffusionOutput(x / self.scale)
+        return DiffusionOutput(self.from_diffused(x))
 
     def ddim_levels(self, steps: int | None = None, t_end: int | None = None,
                     spacing: str = "uniform") -> list[int]:
@@ -277,7 +330,7 @@ class GaussianDiffusion(nn.Module):
         x0 = self.predict_x0(x, level, eps)  # (1)
         if clip_x0:
             ab = self._ab(level, x)
-            x0 = x0.clamp(-self.scale, self.scale)
+            x0 = x0.clamp(*self._clip_range(x0))
             eps = (x - ab.sqrt() * x0) / (1.0 - ab).sqrt()
         ab_next = self._ab(next_level, x)
         return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps  # (2)
@@ -313,7 +366,7 @@ class GaussianDiffusion(nn.Module):
         every = max(1, (len(path) - 1) // record) if record else 0
         if record:  # recorded states in data units
             out.levels.append(path[0])
-            out.trajectory.append(x / self.scale)
+            out.trajectory.append(self.from_diffused(x))
         tt = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
         prev: tuple[torch.Tensor, int] | None = None  # the last noisy level's x0 (dpm2)
         for i in progress_bar(range(len(path) - 1), progress, desc):
@@ -324,7 +377,7 @@ class GaussianDiffusion(nn.Module):
             if solver == "dpm2" and prev is not None and CLEAN not in (level, next_level):
                 x0 = self.predict_x0(x, level, eps)
                 if clip_x0:
-                    x0 = x0.clamp(-self.scale, self.scale)
+                    x0 = x0.clamp(*self._clip_range(x0))
                 x_next = self.dpm2_step(x, x0, level, next_level, *prev)
                 prev = (x0, level)
             else:  # DDIM, and the first and last moves of dpm2 (one end is the data)
@@ -334,7 +387,7 @@ class GaussianDiffusion(nn.Module):
             x = x_next
             if record and ((i + 1) % every == 0 or i + 1 == len(path) - 1):
                 out.levels.append(next_level)
-                out.trajectory.append(x / self.scale)
+                out.trajectory.append(self.from_diffused(x))
         out.x = x
         return out
 
@@ -347,7 +400,7 @@ class GaussianDiffusion(nn.Module):
         ``solver``: ``ddim`` (first order) or ``dpm2`` (DPM-Solver++(2M), second order: the
         same ODE with fewer steps); ``spacing`` of the levels (:meth:`ddim_levels`)."""
         path = self.ddim_levels(steps, t_end, spacing)
-        return self._ddim_chain(eps_fn, x0 * self.scale, y, path, record,
+        return self._ddim_chain(eps_fn, self.to_diffused(x0), y, path, record,
                                 f"{SOLVER_NAMES.get(solver, solver)} encode", progress,
                                 solver=solver)
 
@@ -364,6 +417,6 @@ class GaussianDiffusion(nn.Module):
         out = self._ddim_chain(eps_fn, x_t, y, path, record,
                                f"{SOLVER_NAMES.get(solver, solver)} decode", progress, clip_x0,
                                solver)
-        out.x = out.x / self.scale
+        out.x = self.from_diffused(out.x)
         return out
 

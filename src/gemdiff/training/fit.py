@@ -97,9 +97,10 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
     log.info("data: %s", {k: v for k, v in summary.items() if k != "warnings"})
     for warning in summary.get("warnings", []):
         log.warning(warning)
+    diffusion = hydra.utils.instantiate(cfg.diffusion)
+    diffusion.fit_standardization(data.x_train)  # per-gene units of the chain, if asked for
     model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes,
-                                    n_classes=len(data.classes),
-                                    diffusion=hydra.utils.instantiate(cfg.diffusion))
+                                    n_classes=len(data.classes), diffusion=diffusion)
     if resume:
         check_resumable(resume, data, _generator_of(model))
     return TrainingRun(cfg, datamodule, data, model, resume)
