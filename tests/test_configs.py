@@ -45,6 +45,20 @@ def test_options_train(overrides, tmp_path):
     assert summary["global_step"] == 20 and Path(summary["checkpoint"]).is_file()
 
 
+def test_the_default_recipe_standardises_genes_and_the_paper_preset_does_not(tmp_path):
+    quick = [*TINY, "trainer.max_steps=2", "calibrate.rows=0"]
+    sections = {}
+    for name, extra in (("default", []), ("paper", ["preset=paper"])):
+        summary = train(make_config([*quick, *extra], tmp_path / name))
+        sections[name] = torch.load(summary["checkpoint"], weights_only=True)["gemdiff"]
+    default, paper = (sections[k]["diffusion"] for k in ("default", "paper"))
+    n_genes = len(sections["default"]["genes"])
+    assert default["prediction"] == "v" and default["standardize"] is True
+    assert default["data_mean"].shape == default["data_sd"].shape == (n_genes,)
+    assert paper["prediction"] == "eps" and paper["standardize"] is False
+    assert "data_mean" not in paper
+
+
 def test_default_command_writes_checkpoint(tmp_path):
     """`python -m gemdiff.train` with the default config (shortened), W&B offline."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}

@@ -30,7 +30,8 @@ from scipy import stats
 from gemdiff import GEMDiff
 
 HERE = Path(__file__).resolve().parent
-QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false",
+         "preset=paper"]  # the package default when this was recorded
 # Dataset: (data config, its options, the experiment config of its models).
 DATASETS = {
     "breast_16": ("breast", {}, "experiment=breast_16"),

@@ -39,7 +39,8 @@ def trained(fraction: float, seed: int, overrides: list[str], folder: Path):
         return GEMDiff.load(folder), json.loads((folder / "trained.json").read_text())
     t0 = time.perf_counter()
     model = GEMDiff.from_config("breast", train_fraction=fraction).fit(
-        overrides=["experiment=breast_16", "callbacks.progress_bar=null", *overrides],
+        overrides=["experiment=breast_16", "preset=paper", "callbacks.progress_bar=null",
+                   *overrides],
         seed=seed, progress=False)
     info = {"train_seconds": round(time.perf_counter() - t0, 1)}
     model.save(folder, overwrite=True)

@@ -64,7 +64,7 @@ METHODS = ("bridge_all", "bridge_subsets", "ot", "mean_shift", "welch", "moderat
 KINDS = ("mean", "spread", "rewired", "any")
 QUIET = ["callbacks.progress_bar=null", "sample_plot=false",
          "callbacks.checkpoint.every_n_train_steps=1000000", "trainer.val_check_interval=1000",
-         "model.denoiser.tokenization=gene"]  # the package default when this was recorded
+         "preset=paper", "model.denoiser.tokenization=gene"]  # the default when recorded
 
 
 def _perturb(model: GEMDiff, **options) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def main() -> None:
     for n_genes, steps, recipe in itertools.product(args.genes, args.steps, args.recipes):
         model = GEMDiff.from_config("synthetic")
         start = time.perf_counter()
-        model.fit(steps, overrides=[f"data.source.n_genes={n_genes}",
+        model.fit(steps, overrides=["preset=paper", f"data.source.n_genes={n_genes}",
                                     "trainer.val_check_interval=1000",
                                     "callbacks.checkpoint.every_n_train_steps=100000",
                                     *[o for o in recipe.split(",") if o]],

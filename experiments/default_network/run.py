@@ -85,8 +85,8 @@ def main() -> None:
                 continue  # already measured
             t0 = time.perf_counter()
             model = GEMDiff.from_config("synthetic").fit(
-                args.steps, overrides=["callbacks.progress_bar=null", *VARIANTS[name],
-                                       *args.extra], seed=seed, progress=False)
+                args.steps, overrides=["callbacks.progress_bar=null", "preset=paper",
+                                       *VARIANTS[name], *args.extra], seed=seed, progress=False)
             train_s = time.perf_counter() - t0
             row = {"tokenization": name, "seed": seed, "steps": args.steps, "extra": extra,
                    "train_seconds": round(train_s, 1),

@@ -63,7 +63,7 @@ def main() -> None:
     stage("core", [f"screen={work / 'screen'}", "source=tumor", "target=normal",
                    "launcher=joblib", f"n_jobs={args.n_jobs}",
                    f"seeds=[{','.join(map(str, args.seeds))}]",
-                   f"job_overrides=[\"trainer.max_steps={args.steps}\"]"],
+                   f"job_overrides=[\"trainer.max_steps={args.steps}\",\"preset=paper\"]"],
           work / "core", "summary.json", timings)
     stage("enrich", [f"genes={work / 'core/core_genes.txt'}",
                      f"background={data_dir / 'rnaseqdb/kich-rsem-fpkm-tcga-t.txt.gz'}"],

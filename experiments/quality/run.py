@@ -37,7 +37,8 @@ LEVERS = ([(t, 250, 1.0) for t in (500, 900, 990, 999)]
 
 def _train(data: str, overrides: list[str], seed: int, out: Path) -> tuple[GEMDiff, float]:
     t0 = time.perf_counter()
-    model = GEMDiff.from_config(data).fit(overrides=["callbacks.progress_bar=null", *overrides],
+    model = GEMDiff.from_config(data).fit(overrides=["callbacks.progress_bar=null", "preset=paper",
+                                                     *overrides],
                                           seed=seed, progress=False)
     train_s = time.perf_counter() - t0
     model.save(out, overwrite=True)

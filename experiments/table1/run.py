@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 def cell(n_genes: int, fraction: float, seed: int, steps: int, extra: list[str]) -> dict:
     t0 = time.perf_counter()
     model = GEMDiff.from_config("kidney", n_genes=n_genes, train_fraction=fraction).fit(
-        steps, overrides=["experiment=kidney_16", f"trainer.val_check_interval={steps}",
+        steps, overrides=["experiment=kidney_16", "preset=paper",
+                          f"trainer.val_check_interval={steps}",
                           f"callbacks.checkpoint.every_n_train_steps={steps}",
                           "callbacks.progress_bar=null", *extra], seed=seed, progress=False)
     train_s = time.perf_counter() - t0

@@ -67,7 +67,7 @@ def main() -> None:
                 continue  # already measured
             t0 = time.perf_counter()
             model = GEMDiff.from_config("breast").fit(
-                args.steps, overrides=["experiment=breast_16",
+                args.steps, overrides=["experiment=breast_16", "preset=paper",
                                        f"trainer.val_check_interval={args.steps}",
                                        "callbacks.progress_bar=null", *args.extra,
                                        *VARIANTS[name]], seed=seed, progress=False)

@@ -60,8 +60,8 @@ class Data(_Options):
 
 
 class Denoiser(_Options):
-    d_model: Positive = 64
-    depth: Positive = 2
+    d_model: Positive = 128
+    depth: Positive = 3
     n_heads: Positive = 4
     mlp_ratio: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 4.0
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
