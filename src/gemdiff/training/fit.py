@@ -38,7 +38,7 @@ CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # small to share between threads: one thread trains a network this size faster than two
 # threads that sleep while they wait, and does not collapse when another job shares the
 # cores (benchmarks/README.md, threads).
-ONE_THREAD_WORK = 30e6
+ONE_THREAD_WORK = 100e6
 
 
 @dataclass
