@@ -335,7 +335,7 @@ def test_cache_lines_of_the_wrong_types_are_dropped_counted_and_rescored(tmp_pat
         '{"key": "cut", "sco',
         '[1, 2]',
         '{"key": "no_silhouette", "scores": {"silhouette_gene": 0.1}}',
-    ]) + "\n")
+    ]) + "\n" + "\x00" * 40)  # a crash while appending leaves NUL bytes and no line end
     import logging
 
     seen = []
@@ -350,6 +350,8 @@ def test_cache_lines_of_the_wrong_types_are_dropped_counted_and_rescored(tmp_pat
     finally:
         logger.removeHandler(handler)
         logger.disabled, logger.level = state
-    assert set(cache.scores) == {"good", "int"} and cache.dropped == 5
-    assert any("5 line(s)" in m for m in seen), seen
+    assert set(cache.scores) == {"good", "int"} and cache.dropped == 6
+    assert any("6 line(s)" in m for m in seen), seen
     assert "text" not in cache  # scored again by the screen
+    cache.add_all([("new", {"silhouette": 0.25})])  # appended on a line of its own
+    assert ScoreCache(path).scores["new"] == {"silhouette": 0.25}

@@ -98,8 +98,9 @@ class ScoreCache:
     """Scores by key, one JSON line per subset appended as results arrive.
 
     Every line read back is checked (a key, and finite-or-null numbers for every score, the
-    silhouette among them): a line cut short by a kill or edited into other types is dropped,
-    its subset scored again, and the number dropped is logged.
+    silhouette among them): a line cut short by a kill, left as NUL bytes by a crash while
+    appending, or edited into other types is dropped, its subset scored again, and the number
+    dropped is logged. Appending starts on a new line, after whatever such a line left.
     """
 
     def __init__(self, path: str | Path):
@@ -109,9 +110,9 @@ class ScoreCache:
         self.scores: dict[str, dict[str, float]] = {}
         self.dropped = 0
         if self.path.is_file():
-            from gemdiff.data.io import open_text
-
-            with open_text(self.path) as fh:
+            # Read line by line, not as a text file checked whole: the package wrote it, and a
+            # bad line costs that line only.
+            with self.path.open(encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     if not line.strip():
                         continue
@@ -130,6 +131,10 @@ class ScoreCache:
 
     def add_all(self, rows: Iterable[tuple[str, dict[str, float]]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b") as f:
+            f.seek(0, 2)
+            if f.tell() and (f.seek(-1, 2), f.read(1))[1] != b"\n":
+                f.write(b"\n")  # the last line was cut: the next one starts on its own line
         with self.path.open("a") as f:
             for key, scores in rows:
                 self.scores[key] = scores
