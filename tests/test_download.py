@@ -30,3 +30,15 @@ def test_no_network_says_where_to_put_files(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(GemdiffError, match="unknown dataset"):
         dl.download("mouse", "/tmp")
+
+
+def test_the_library_module_run_as_a_program_names_the_app(tmp_path):
+    # The entry point before the apps moved: it must not exit 0 having done nothing.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "gemdiff.data.download", "gemdiff_example"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "python -m gemdiff.download" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing fetched or written

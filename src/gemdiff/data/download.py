@@ -127,3 +127,11 @@ def _fetch(f: RemoteFile, target: Path, dataset: str, timeout: float) -> Path:
             raise OutputWriteError(dest, f"cannot be written: {filesystem_problem(err)}"
                                    ) from None
     return dest
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stderr.write("gemdiff.data.download is the library behind the download app; run "
+                     "python -m gemdiff.download (or: gemdiff download)\n")
+    sys.exit(2)
