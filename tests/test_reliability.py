@@ -202,6 +202,30 @@ def test_checkpoint_writer_keeps_the_old_file_when_a_save_fails(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
 
 
+def test_a_full_disk_under_torch_save_is_one_write_error_and_keeps_the_old_file(
+        tmp_path, monkeypatch):
+    # On a full disk PyTorch's archive writer raises RuntimeError("... unexpected pos ...")
+    # from the OSError of the failed write.
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"w": torch.ones(3)}, path)
+
+    def full_disk(obj, fh, *args, **kwargs):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as err:
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos "
+                               "64 vs 0") from err
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OutputWriteError, match="last.ckpt: cannot be written: No space left "
+                                               "on device \\(ENOSPC\\)"):
+        io.save_checkpoint({"w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
 def test_resume_from_another_gene_list_is_refused(trained_synthetic, tmp_path):
     from gemdiff.common.errors import InputError
 

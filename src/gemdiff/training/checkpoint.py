@@ -56,17 +56,34 @@ def add_section(checkpoint: dict[str, Any], generator: Generator,
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     """Write to a temporary file beside ``path``, flush it to disk, then rename it: a kill
-    during a save leaves the previous file whole and no temporary file."""
+    during a save leaves the previous file whole and no temporary file, and a full disk is
+    one :class:`~gemdiff.common.errors.OutputWriteError` naming ``path``."""
     from gemdiff.common.files import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            torch.save(checkpoint, fh)
+            try:
+                torch.save(checkpoint, fh)
+            except RuntimeError as err:
+                # PyTorch's archive writer reports a failed write (ENOSPC) as "unexpected
+                # pos", raised from the OSError: hand on the OSError itself.
+                raise _os_error_behind(err) or err
             fh.flush()
             os.fsync(fh.fileno())
     return path
+
+
+def _os_error_behind(err: BaseException) -> OSError | None:
+    """The OSError an exception was raised from (its cause or context, at any depth)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 @dataclass
