@@ -69,7 +69,10 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
             except RuntimeError as err:
                 # PyTorch's archive writer reports a failed write (ENOSPC) as "unexpected
                 # pos", raised from the OSError: hand on the OSError itself.
-                raise _os_error_behind(err) or err
+                cause = _os_error_behind(err)
+                if cause is None:
+                    raise
+                raise cause from err
             fh.flush()
             os.fsync(fh.fileno())
     return path
