@@ -72,7 +72,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
                 cause = _os_error_behind(err)
                 if cause is None:
                     raise
-                raise cause from err
+                raise cause from None
             fh.flush()
             os.fsync(fh.fileno())
     return path
