@@ -164,3 +164,30 @@ def test_wide_sparse_anndata_is_never_densified_whole():
     assert data.x_train.shape[1] == 16
     dense_bytes = n * g * 8  # 160 MB as dense float64
     assert peak < dense_bytes / 8, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_fit_leaves_out_the_frameworks_banners_and_tips_unless_verbose(capfd):
+    import logging
+
+    model = gemdiff.GEMDiff.from_config("synthetic")
+    small = ["model.denoiser.d_model=32", "model.denoiser.depth=1", "calibrate.rows=0",
+             "sample_plot=false", "callbacks.progress_bar=null"]
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    lightning_log = logging.getLogger("lightning.pytorch")
+    state = lightning_log.disabled  # an earlier in-process run may have muted it
+    lightning_log.disabled = False
+    lightning_log.addHandler(handler)
+    try:
+        model.fit(max_steps=2, progress=False, overrides=small)
+        quiet, seen[:] = list(seen), []
+        said = "".join(capfd.readouterr())
+        model.fit(max_steps=2, progress=False, overrides=small, verbose=True)
+        loud = list(seen)
+    finally:
+        lightning_log.removeHandler(handler)
+        lightning_log.disabled = state
+    for noise in ("GPU available", "Tip:", "LeafSpec", "Total params"):
+        assert not any(noise in m for m in quiet) and noise not in said, (quiet, said)
+    assert any("GPU available" in m for m in loud) and any("Total params" in m for m in loud)

@@ -136,9 +136,11 @@ class GEMDiff:
         return cfg
 
     def fit(self, max_steps: int | None = None, *, overrides: Sequence[str] = (),
-            seed: int = 0, progress: bool = True,
+            seed: int = 0, progress: bool = True, verbose: bool = False,
             output_dir: str | Path | None = None) -> "GEMDiff":
         """Train (GEMDiff by default; ``overrides=["model=gaussian"]`` fits a baseline).
+        ``verbose`` shows what the training framework says (accelerator banners, the model
+        table, tips), which is left out by default.
 
         Runs what ``python -m gemdiff.train`` runs, into ``output_dir`` (checkpoints, loss
         history), or into a temporary folder removed afterwards. Returns the model itself.
@@ -150,7 +152,8 @@ class GEMDiff:
 
         with tempfile.TemporaryDirectory(prefix="gemdiff-fit-") as tmp:
             out = Path(output_dir) if output_dir is not None else Path(tmp)
-            cfg = self.config(max_steps, overrides, seed, out, progress)
+            asked = ["verbose=true"] if verbose else []
+            cfg = self.config(max_steps, [*overrides, *asked], seed, out, progress)
             datamodule = None
             if self._matrices[0] is not None:
                 # set after instantiation: Hydra would turn the GEM dataclasses into configs

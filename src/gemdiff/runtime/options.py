@@ -85,6 +85,7 @@ class Train(_Options):
     threads: Optional[Positive] = None
     overwrite: bool = False
     sample_plot: bool = True
+    verbose: bool = False
     trainer: Trainer
     calibrate: Calibrate
     data: Data

@@ -76,8 +76,9 @@ class TrainingRun:
         if isinstance(self.model, Generator):
             return _fit_closed_form(self.model, self.data, metadata, output_dir)
         self.model.metadata = metadata
-        result = _fit_lightning(self.cfg, self.model, self.datamodule, self.data, output_dir,
-                                self.resume)
+        with quiet_framework(bool(self.cfg.get("verbose", False))):
+            result = _fit_lightning(self.cfg, self.model, self.datamodule, self.data, output_dir,
+                                    self.resume)
         if result.primary:
             _calibrate(self.cfg, result, self.data, progress)
         return result
@@ -173,6 +174,32 @@ def training_threads(cfg: DictConfig, model, trainer):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# Third-party warnings about how Lightning is used here, not about the user's run.
+FRAMEWORK_WARNINGS = (".*LeafSpec.*", ".*does not have many workers.*", ".*IterableDataset.*")
+
+
+@contextmanager
+def quiet_framework(verbose: bool = False):
+    """Unless ``verbose``: no Lightning banners (accelerators), tips or model table (its INFO
+    messages), and none of the third-party warnings of :data:`FRAMEWORK_WARNINGS`; its
+    warnings about the run itself still show."""
+    if verbose:
+        yield
+        return
+    import warnings
+
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in FRAMEWORK_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        lightning_log.setLevel(level)
 
 
 def _fit_lightning(cfg: DictConfig, model, datamodule, data: PreparedData, output_dir: Path,
