@@ -176,8 +176,12 @@ def test_fit_leaves_out_the_frameworks_banners_and_tips_unless_verbose(capfd):
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
     lightning_log = logging.getLogger("lightning.pytorch")
-    state = lightning_log.disabled  # an earlier in-process run may have muted it
-    lightning_log.disabled = False
+    # An earlier in-process Hydra run may have muted Lightning's loggers: open them all.
+    loggers = [lightning_log] + [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
+                                 if n.startswith("lightning.pytorch.")]
+    state = [(lg, lg.disabled, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.disabled, lg.level = False, logging.NOTSET
     lightning_log.addHandler(handler)
     try:
         model.fit(max_steps=2, progress=False, overrides=small)
@@ -187,7 +191,8 @@ def test_fit_leaves_out_the_frameworks_banners_and_tips_unless_verbose(capfd):
         loud = list(seen)
     finally:
         lightning_log.removeHandler(handler)
-        lightning_log.disabled = state
+        for lg, disabled, level in state:
+            lg.disabled, lg.level = disabled, level
     for noise in ("GPU available", "Tip:", "LeafSpec", "Total params"):
         assert not any(noise in m for m in quiet) and noise not in said, (quiet, said)
     assert any("GPU available" in m for m in loud) and any("Total params" in m for m in loud)
