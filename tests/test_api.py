@@ -19,6 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 import gemdiff
 from gemdiff.__main__ import main
+from gemdiff.common.errors import InputError
 from gemdiff.data import simulate_gem
 from gemdiff.data.datamodule import GEMDataModule
 from gemdiff.data.io import gem_from_anndata, read_gemdiff
@@ -144,6 +145,13 @@ def test_a_saved_model_needs_only_its_folder(tmp_path):
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-5:] == ["(8,", "12)", "40", "1", "200"], done.stdout
+
+
+def test_a_run_folder_given_for_a_saved_model_points_to_its_checkpoint(trained_synthetic):
+    out, _ = trained_synthetic
+    with pytest.raises(InputError, match=r"holds no saved model \(model.ckpt\); its training "
+                                         r"checkpoint is .*checkpoints/last.ckpt"):
+        gemdiff.GEMDiff.load(out)
 
 
 def test_wide_sparse_anndata_is_never_densified_whole():

@@ -85,6 +85,24 @@ def test_h5ad_roundtrip(tmp_path):
     assert gem.labels.tolist() == ["a", "b", "a", "b"]
 
 
+def test_repeated_anndata_names_point_to_make_unique():
+    anndata = pytest.importorskip("anndata")
+    import pandas as pd
+
+    from gemdiff.common.errors import InputError
+    from gemdiff.data.io import gem_from_anndata
+
+    obs = pd.DataFrame({"state": ["a", "b"]}, index=["c0", "c1"])
+    with pytest.warns(UserWarning):  # anndata's own note on non-unique names
+        adata = anndata.AnnData(np.ones((2, 3)), obs=obs,
+                                var=pd.DataFrame(index=["g1", "g2", "g1"]))
+    with pytest.raises(InputError, match=r"gene 'g1' appears more than once "
+                                         r"\(adata.var_names_make_unique\(\)"):
+        gem_from_anndata(adata, "state")
+    adata.var_names_make_unique()
+    assert gem_from_anndata(adata, "state").genes == ["g1", "g2", "g1-1"]
+
+
 def test_every_reader_decodes_latin1_the_same_way(tmp_path, caplog):
     """A file that is not UTF-8 is read as Latin-1 by the GMT, label and matrix readers alike
     (with a warning); a binary file is named as one."""

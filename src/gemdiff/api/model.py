@@ -196,7 +196,9 @@ class GEMDiff:
         path = Path(path)
         file = path / MODEL_FILE if path.is_dir() else path
         if path.is_dir() and not file.is_file():
-            raise InputError(path, f"holds no saved model ({MODEL_FILE})")
+            run = path / "checkpoints" / "last.ckpt"  # a gemdiff.train run folder
+            hint = f"; its training checkpoint is {run}" if run.is_file() else ""
+            raise InputError(path, f"holds no saved model ({MODEL_FILE}){hint}")
         model = cls()
         model._checkpoint = read_checkpoint(file)
         model._model = trained_model(model._checkpoint, file)

@@ -396,10 +396,11 @@ def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
     if x is None:
         raise InputError(source, "has no expression matrix (X is empty)")
     samples, genes = list(map(str, adata.obs_names)), list(map(str, adata.var_names))
-    for kind, names in (("sample id", samples), ("gene", genes)):
+    for kind, names, fix in (("sample id", samples, "obs"), ("gene", genes, "var")):
         dup = _duplicates(names)
         if dup:
-            raise InputError(source, f"{kind} {dup[0]!r} appears more than once")
+            raise InputError(source, f"{kind} {dup[0]!r} appears more than once "
+                                     f"(adata.{fix}_names_make_unique() renames the repeats)")
     if not hasattr(x, "toarray"):
         x = np.asarray(x, dtype=np.float64)
     stored = x.data if hasattr(x, "toarray") else x
