@@ -59,10 +59,7 @@ class GaussianGenerator(Generator):
         from sklearn.covariance import LedoitWolf
 
         for c in range(len(self.means)):
-            xc = x[y == c].astype(np.float64)
-            if len(xc) < 2:
-                raise GemdiffError(f"class {c} has {len(xc)} training sample(s); a Gaussian "
-                                   "needs at least 2")
+            xc = _class_rows(x, y, c, "a Gaussian")
             self.means[c] = xc.mean(axis=0)
             if self.covariance == "full":
                 cov = np.atleast_2d(np.cov(xc, rowvar=False))
@@ -120,10 +117,7 @@ class CopulaGenerator(Generator):
         from sklearn.covariance import LedoitWolf
 
         for c in range(len(self.chols)):
-            xc = x[y == c].astype(np.float64)
-            if len(xc) < 2:
-                raise GemdiffError(f"class {c} has {len(xc)} training sample(s); a copula "
-                                   "needs at least 2")
+            xc = _class_rows(x, y, c, "a copula")
             self.marginals[c] = np.sort(xc, axis=0)
             z = norm.ppf(rankdata(xc, axis=0) / (len(xc) + 1))
             cov = LedoitWolf().fit(z).covariance_
@@ -156,6 +150,15 @@ class CopulaGenerator(Generator):
         out = cls(chols.shape[1], chols.shape[0])
         out.chols, out.marginals = chols, [m.numpy() for m in saved["marginals"]]
         return out
+
+
+def _class_rows(x: np.ndarray, y: np.ndarray, c: int, model: str) -> np.ndarray:
+    """The training rows of class ``c`` in float64; a closed-form ``model`` needs two."""
+    xc = x[y == c].astype(np.float64)
+    if len(xc) < 2:
+        raise GemdiffError(f"class {c} has {len(xc)} training sample(s); {model} needs at "
+                           "least 2")
+    return xc
 
 
 def _quantiles(sorted_values: np.ndarray, u: np.ndarray) -> np.ndarray:
