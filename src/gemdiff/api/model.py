@@ -51,7 +51,7 @@ class GEMDiff:
 
     Data options (keyword arguments of the constructors) are the ``data.*`` keys of the
     config: ``n_genes``, ``genes``, ``gmt`` with ``gene_set`` (and ``subset_index``),
-    ``input_scale`` (``log2`` or ``linear``), ``nan_policy``, ``scaling``, ``classes``,
+    ``input_scale`` (``auto``, ``log2`` or ``linear``), ``nan_policy``, ``scaling``, ``classes``,
     ``test_size``, ``train_fraction``, ``constant_genes``, ``batch_size``, ...
     """
 

@@ -82,7 +82,7 @@ class GEMDataModule(L.LightningDataModule):
     def __init__(
         self,
         source: Mapping[str, Any],
-        input_scale: str = "log2",
+        input_scale: str = "auto",
         nan_policy: str = "replace",
         scaling: str = "global",
         genes: Sequence[str] | None = None,

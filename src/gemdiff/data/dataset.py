@@ -6,7 +6,7 @@ data the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -15,7 +15,8 @@ from gemdiff.common.choices import check_choice
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import GEM, read_gemdiff, read_h5ad, read_rnaseqdb
-from gemdiff.data.preprocess import ConstantGenes, InputScale, NanPolicy, Preprocessor, Scaling
+from gemdiff.data.preprocess import (ConstantGenes, DeclaredScale, NanPolicy, Preprocessor,
+                                     Scaling, resolve_input_scale)
 from gemdiff.data.preprocess import constant_genes as constant_genes_mask
 from gemdiff.data.preprocess import missing_genes
 from gemdiff.data.synthetic import simulate_gem
@@ -60,7 +61,11 @@ class DataOptions:
 
     Parameters
     ----------
-    input_scale, nan_policy, scaling
+    input_scale
+        ``log2`` (log2 expression, missing = unexpressed), ``linear`` (FPKM, TPM or counts) or
+        ``auto`` (inferred from the training matrix: :func:`~gemdiff.data.preprocess.
+        resolve_input_scale`); a declared scale the values cannot be in is an error.
+    nan_policy, scaling
         See :class:`~gemdiff.data.preprocess.Preprocessor`. ``nan_policy="drop"`` removes
         genes with any missing cell in either matrix.
     constant_genes
@@ -80,7 +85,7 @@ class DataOptions:
         ``normal``) and is an error unless this is set.
     """
 
-    input_scale: str = "log2"
+    input_scale: str = "auto"
     nan_policy: str = "replace"
     scaling: str = "global"
     constant_genes: str = "error"
@@ -92,7 +97,7 @@ class DataOptions:
     allow_single_sample_classes: bool = False
 
     def __post_init__(self):
-        check_choice("input_scale", self.input_scale, InputScale)
+        check_choice("input_scale", self.input_scale, DeclaredScale)
         check_choice("nan_policy", self.nan_policy, NanPolicy)
         check_choice("scaling", self.scaling, Scaling)
         check_choice("constant_genes", self.constant_genes, ConstantGenes)
@@ -118,6 +123,10 @@ class PreparedData:
     train_ids: list[str]
     test_ids: list[str]
     source: str
+    # How the input scale was chosen ("declared", or "inferred: ..."), and warnings about the
+    # units; empty where the data were rebuilt from a checkpoint.
+    scale_note: str = ""
+    scale_warnings: list[str] = field(default_factory=list)
 
     @property
     def n_genes(self) -> int:
@@ -126,8 +135,11 @@ class PreparedData:
     def summary(self) -> dict:
         count = lambda y: {c: int((y == i).sum()) for i, c in enumerate(self.classes)}  # noqa: E731
         out = {"n_genes": self.n_genes, "classes": self.classes,
-               "train": count(self.y_train), "test": count(self.y_test)}
-        warnings = small_class_warnings(out)
+               "train": count(self.y_train), "test": count(self.y_test),
+               "input_scale": self.preprocessor.input_scale}
+        if self.scale_note:
+            out["input_scale_chosen"] = self.scale_note
+        warnings = [*self.scale_warnings, *small_class_warnings(out)]
         return out | ({"warnings": warnings} if warnings else {})
 
 
@@ -139,6 +151,10 @@ def prepare_data(train: GEM, test: GEM | None = None, selection: GeneSelection |
     ``selection`` says which genes to keep (all by default).
     """
     options = options or DataOptions()
+    scale, note, warnings = resolve_input_scale(train.values, options.input_scale, train.source)
+    if test is not None:  # the test matrix must be in the same units
+        warnings += resolve_input_scale(test.values, scale, test.source)[2]
+    options = replace(options, input_scale=scale)
     train, test = restrict_classes(train, options.classes), restrict_classes(test, options.classes)
     if options.permute_labels:
         rng = np.random.default_rng([options.seed, 7])
@@ -148,7 +164,8 @@ def prepare_data(train: GEM, test: GEM | None = None, selection: GeneSelection |
     train = train.take_genes(genes)
     test = None if test is None else test.take_genes(genes)
     train, test = split(train, test, options)
-    return fit_preprocessing(train, test, options)
+    return replace(fit_preprocessing(train, test, options), scale_note=note,
+                   scale_warnings=warnings)
 
 
 def restrict_classes(gem: GEM | None, classes: Sequence[str] | None) -> GEM | None:

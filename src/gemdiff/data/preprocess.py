@@ -23,6 +23,7 @@ from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.data.io import dense
 
 InputScale = Literal["log2", "linear"]
+DeclaredScale = Literal["auto", "log2", "linear"]  # what a user may set: auto infers one
 NanPolicy = Literal["replace", "drop"]
 Scaling = Literal["global", "per_gene"]
 ConstantGenes = Literal["error", "drop"]
@@ -43,6 +44,94 @@ def to_log2p1(values: np.ndarray, input_scale: InputScale, source: str = "") -> 
                                              "expects FPKM/TPM/counts; use input_scale='log2'")
         n = values
     return np.log2(np.nan_to_num(n, nan=0.0) + 1.0)
+
+
+# Expression above 2**30 (a billion FPKM, TPM or reads) is measured by no assay: larger values
+# cannot be log2 expression.
+LOG2_MAX = 30.0
+# The 99th percentile of expressed values over their median: log-scale data stay within a few
+# fold (1.6 in the breast example), linear expression spans orders of magnitude (90 in kidney).
+LOG_SKEW, LINEAR_SKEW = 10.0, 30.0
+EVIDENCE_VALUES = 200_000  # expressed values drawn (seeded) for the whole-number and skew tests
+
+
+@dataclass(frozen=True)
+class ScaleEvidence:
+    """What the values of a matrix say about their scale."""
+
+    minimum: float
+    maximum: float
+    whole: bool  # every expressed value drawn is a whole number, as read counts are
+    skew: float  # 99th percentile of the expressed values' sizes over their median
+
+    @classmethod
+    def of(cls, values) -> "ScaleEvidence | None":
+        """From a dense or scipy sparse matrix; None when it holds no finite non-zero value."""
+        raw = values.data if hasattr(values, "tocsr") else np.asarray(values)
+        v = np.asarray(raw, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if hasattr(values, "tocsr") and v.size < np.prod(values.shape):
+            v = np.append(v, 0.0)  # implicit zeros
+        if not v.size:
+            return None
+        nonzero = v[v != 0]
+        if not nonzero.size:
+            return None
+        if nonzero.size > EVIDENCE_VALUES:
+            nonzero = np.random.default_rng(0).choice(nonzero, EVIDENCE_VALUES, replace=False)
+        size = np.abs(nonzero)
+        return cls(float(v.min()), float(v.max()), bool(np.all(nonzero == np.round(nonzero))),
+                   float(np.quantile(size, 0.99) / np.median(size)))
+
+    def infer(self) -> tuple[str | None, str]:
+        """The scale these values are in (None: no telling) and why, in a few words."""
+        if self.minimum < 0:
+            return "log2", "it has negative values"
+        if self.maximum > LOG2_MAX:
+            return "linear", f"values reach {self.maximum:.4g}, beyond any log2 expression"
+        if self.whole:
+            return "linear", "every value is a whole number, as read counts are"
+        if self.skew < LOG_SKEW:
+            return "log2", (f"values are fractional, at most {self.maximum:.3g} and within "
+                            f"{self.skew:.2g}-fold of their median, as log-scale data are")
+        if self.skew > LINEAR_SKEW:
+            return "linear", (f"values span {self.skew:.3g}-fold around their median, as "
+                              "linear expression does")
+        return None, (f"values are fractional, at most {self.maximum:.3g} and span "
+                      f"{self.skew:.2g}-fold around their median")
+
+
+def resolve_input_scale(values, declared: str, source: str = "") -> tuple[str, str, list[str]]:
+    """The scale to read ``values`` (samples x genes, dense or sparse) in, given the declared
+    ``input_scale``: ``auto`` infers it. Returns the scale, how it was chosen, and warnings
+    where the values look unlike the declared scale. Raises :class:`InputError` where they
+    cannot be in it (log2 values above ``LOG2_MAX``, negative linear values) or where ``auto``
+    cannot tell.
+    """
+    check_choice("input_scale", declared, DeclaredScale)
+    evidence = ScaleEvidence.of(values)
+    if evidence is None:
+        scale = "log2" if declared == "auto" else declared
+        return scale, "no expressed value to judge by", []
+    inferred, why = evidence.infer()
+    if declared == "auto":
+        if inferred is None:
+            raise InputError(source or None, f"cannot tell log2 from linear expression: {why}; "
+                                             "set data.input_scale=log2 or linear")
+        return inferred, f"inferred: {why}", []
+    if declared == "log2" and evidence.maximum > LOG2_MAX:
+        raise InputError(source or None, f"has values up to {evidence.maximum:.4g}, too high for "
+                                         "log2 expression (2^30 is a billion): it looks like "
+                                         "linear FPKM/TPM/counts; set data.input_scale=linear "
+                                         "or auto")
+    if declared == "linear" and evidence.minimum < 0:
+        raise InputError(source or None, "has negative values but input_scale='linear' expects "
+                                         "FPKM/TPM/counts; set data.input_scale=log2 or auto")
+    warnings = []
+    if inferred is not None and inferred != declared:
+        warnings.append(f"{source or 'the data'} is declared input_scale={declared} but looks "
+                        f"{inferred} ({why}); if it is, set data.input_scale={inferred} or auto")
+    return declared, "declared", warnings
 
 
 def from_log2p1(values: np.ndarray, input_scale: InputScale) -> np.ndarray:

@@ -51,7 +51,7 @@ class Data(_Options):
     subset_size: Positive = 16
     subset_index: Optional[Count] = None
     batch_size: Positive = 64
-    input_scale: Literal["log2", "linear"] = "log2"
+    input_scale: Literal["auto", "log2", "linear"] = "auto"
     nan_policy: Literal["replace", "drop"] = "replace"
     scaling: Literal["global", "per_gene"] = "global"
     constant_genes: Literal["error", "drop"] = "error"

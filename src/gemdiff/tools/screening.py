@@ -26,7 +26,7 @@ from gemdiff.common.errors import GemdiffError, InputError, ScreenInterrupted
 from gemdiff.data.dataset import read_dataset, restrict_classes
 from gemdiff.data.genesets import GeneSubset, split_gene_sets
 from gemdiff.data.io import GEM, read_gmt
-from gemdiff.data.preprocess import missing_genes, to_log2p1
+from gemdiff.data.preprocess import missing_genes, resolve_input_scale, to_log2p1
 from gemdiff.evaluation.embedding import UmapParams
 from gemdiff.tools.cluster_potential import (
     ScoreCache, ScoreSettings, ScreenStats, balanced_rows, compare_to_control, empirical_p,
@@ -101,7 +101,11 @@ def load_screen_data(data_cfg) -> ScreenData:
     if data_cfg.get("nan_policy", "replace") == "drop":
         keep = ~missing_genes(gem.values)
         gem = gem.take_genes([g for g, k in zip(gem.genes, keep, strict=True) if k])
-    x = to_log2p1(gem.values, data_cfg.get("input_scale", "log2"), gem.source)
+    scale, _, warnings = resolve_input_scale(gem.values, data_cfg.get("input_scale", "auto"),
+                                             gem.source)
+    for warning in warnings:
+        log.warning(warning)
+    x = to_log2p1(gem.values, scale, gem.source)
     lo, hi = x.min(axis=0), x.max(axis=0)
     varying = hi > lo
     if data_cfg.get("scaling", "global") == "per_gene":

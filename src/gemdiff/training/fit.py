@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gemdiff.common.devices import THREAD_VARIABLES, resolve_device
 from gemdiff.common.errors import TrainingDiverged, TrainingInterrupted
@@ -94,6 +94,9 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
     if datamodule is None:
         datamodule = hydra.utils.instantiate(cfg.data)
     data = datamodule.prepare()  # reads and validates the input: fails before any file exists
+    if "input_scale" in cfg.data:  # the scale the data were read in, inferred where auto
+        with open_dict(cfg):
+            cfg.data.input_scale = data.preprocessor.input_scale
     summary = data.summary()
     log.info("data: %s", {k: v for k, v in summary.items() if k != "warnings"})
     for warning in summary.get("warnings", []):
