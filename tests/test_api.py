@@ -204,3 +204,31 @@ def test_fit_leaves_out_the_frameworks_banners_and_tips_unless_verbose(capfd):
     for noise in ("GPU available", "Tip:", "LeafSpec", "Total params"):
         assert not any(noise in m for m in quiet) and noise not in said, (quiet, said)
     assert any("GPU available" in m for m in loud) and any("Total params" in m for m in loud)
+
+
+def test_an_untrained_model_shows_its_data_and_options_are_checked_when_given():
+    sim = simulate_gem(n_samples=90, n_genes=12, n_drivers=2, seed=4).gem
+    df = pd.DataFrame(sim.values, index=sim.samples, columns=sim.genes)
+    labels = pd.Series(sim.labels, index=sim.samples)
+    chosen = list(np.array(sim.genes)[[0, 2, 5, 7]])  # numpy strings, as users hold them
+    model = gemdiff.GEMDiff.from_dataframe(df, labels, genes=chosen)
+    assert model.genes == [str(g) for g in chosen] and model.classes == ["normal", "tumor"]
+    counts = model.class_counts
+    assert sum(counts["train"].values()) + sum(counts["test"].values()) == 90
+    assert model.settings["data"]["input_scale"] == "log2"
+    shown = repr(model)
+    assert shown.startswith("GEMDiff(untrained, 4 genes (GENE01, GENE03, GENE06, ...)")
+    assert f"normal ({counts['train']['normal']} train" in shown
+    model.fit(max_steps=2, progress=False, overrides=[
+        "model.denoiser.d_model=16", "model.denoiser.depth=1", "calibrate.rows=0"])
+    assert model.genes == [str(g) for g in chosen] and repr(model).startswith("GEMDiff(diffusion")
+    same = gemdiff.GEMDiff.from_dataframe(df, labels, genes=pd.Index(chosen), n_genes=None)
+    assert same.genes == model.genes
+    for bad, message in [({"input_scale": "fpkm"}, "option input_scale='fpkm': input should be "
+                                                   "'auto', 'log2' or 'linear'"),
+                         ({"test_size": 1.5}, "option test_size=1.5"),
+                         ({"genes": "GENE01"}, "give a list of names"),
+                         ({"genes": chosen, "n_genes": 3}, "one gene selection"),
+                         ({"n_gene": 3}, "unknown data option 'n_gene'")]:
+        with pytest.raises(gemdiff.GemdiffError, match=re.escape(message)):
+            gemdiff.GEMDiff.from_dataframe(df, labels, **bad)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from gemdiff.common.devices import resolve_device
 from gemdiff.common.errors import GemdiffError, InputError, OutputExistsError
+from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import GEM, as_gem, gem_from_anndata, gem_from_dataframe, read_gemdiff
 
 log = logging.getLogger("gemdiff")
@@ -34,6 +35,47 @@ DATA_KEYS = ("genes", "n_genes", "gmt", "gene_set", "subset_size", "subset_index
              "classes", "test_size", "train_fraction", "permute_labels", "batch_size",
              "allow_single_sample_classes")
 SELECTION_KEYS = ("genes", "n_genes", "gene_set")  # one way of choosing genes at a time
+SELECTION_FIELDS = ("genes", "gmt", "gene_set", "subset_size", "subset_index",
+                    "exclusive_subsets", "n_genes")
+
+
+def _checked_data_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Data options as the config takes them, checked as the command line checks ``data.*``:
+    gene and class lists may be any sequence of names (a list, a numpy array, a pandas Index)."""
+    from gemdiff.runtime.options import check_data_options
+
+    unknown = sorted(set(options) - set(DATA_KEYS))
+    if unknown:
+        raise GemdiffError(f"unknown data option {unknown[0]!r}; the options are "
+                           f"{', '.join(DATA_KEYS)}")
+    out = dict(options)
+    for key in ("genes", "classes"):
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            raise GemdiffError(f"option {key}={value!r}: give a list of names, e.g. [{value!r}]")
+        try:
+            out[key] = [str(v) for v in np.asarray(list(value), dtype=object).ravel()]
+        except TypeError:
+            raise GemdiffError(f"option {key}: give a list of names, not "
+                               f"{type(value).__name__}") from None
+    for key, value in out.items():  # numpy scalars (np.int64(16), np.str_) as plain values
+        if isinstance(value, np.generic):
+            out[key] = value.item()
+    check_data_options(out)
+    GeneSelection(**{k: out[k] for k in SELECTION_FIELDS if k in out})  # one way of choosing
+    return out
+
+
+def _describe(data) -> str:
+    """Genes and classes with their train/test counts, for a model's repr."""
+    summary = data.summary()
+    genes = ", ".join(data.genes[:3]) + (", ..." if data.n_genes > 3 else "")
+    classes = ", ".join(f"{c} ({summary['train'][c]} train, {summary['test'][c]} test)"
+                        for c in data.classes)
+    return (f"{data.n_genes} genes ({genes}), classes {classes}, "
+            f"input_scale={data.preprocessor.input_scale}")
 
 
 def _log_warnings(adata) -> None:
@@ -57,13 +99,10 @@ class GEMDiff:
 
     def __init__(self, matrix: GEM | None = None, test_matrix: GEM | None = None,
                  data: str = "memory", **data_options: Any):
-        unknown = sorted(set(data_options) - set(DATA_KEYS))
-        if unknown:
-            raise GemdiffError(f"unknown data option {unknown[0]!r}; the options are "
-                               f"{', '.join(DATA_KEYS)}")
         self._matrices = (matrix, test_matrix)
         self._data = data
-        self._data_options = data_options
+        self._data_options = _checked_data_options(data_options)
+        self._prepared = None  # the data as fit will see them, once asked for before training
         self._checkpoint: dict | None = None
         self._model = None  # the TrainedModel, once fitted or loaded
         self.history: pd.DataFrame | None = None  # the loss history of fit
@@ -214,13 +253,40 @@ class GEMDiff:
             raise GemdiffError("the model is not trained yet: call fit() or GEMDiff.load()")
         return self._model
 
+    def _untrained_data(self):
+        """The data as :meth:`fit` with its defaults will prepare them (genes, classes, split),
+        read once and kept."""
+        if self._prepared is None:
+            import hydra
+
+            cfg = self.config(progress=False)
+            datamodule = hydra.utils.instantiate(cfg.data)
+            if self._matrices[0] is not None:
+                datamodule.matrices = self._matrices
+            self._prepared = (datamodule.prepare(), cfg)
+        return self._prepared
+
     @property
     def genes(self) -> list[str]:
+        """The genes the model is (or, before :meth:`fit`, will be) trained on."""
+        if self._model is None:
+            return list(self._untrained_data()[0].genes)
         return list(self._trained().genes)
 
     @property
     def classes(self) -> list[str]:
+        """The phenotypes, in the model's order (before :meth:`fit`, as it will see them)."""
+        if self._model is None:
+            return list(self._untrained_data()[0].classes)
         return list(self._trained().classes)
+
+    @property
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Samples per class in the training and test splits (``{"train": {...}, "test":
+        {...}}``), before training as :meth:`fit` will split them with its default seed."""
+        data = self._untrained_data()[0] if self._model is None else self._trained().data()
+        summary = data.summary()
+        return {"train": summary["train"], "test": summary["test"]}
 
     @property
     def kind(self) -> str:
@@ -229,7 +295,17 @@ class GEMDiff:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The resolved config the model was trained with (as ``gemdiff.train`` saw it)."""
+        """The resolved config the model was trained with (as ``gemdiff.train`` saw it); before
+        :meth:`fit`, the config it will train with by default, ``data.input_scale`` as read."""
+        if self._model is None:
+            from omegaconf import OmegaConf, open_dict
+
+            data, cfg = self._untrained_data()
+            with open_dict(cfg):
+                cfg.data.input_scale = data.preprocessor.input_scale
+            out = OmegaConf.to_container(cfg, resolve=True)
+            out["data"].pop("matrix", None), out["data"].pop("test_matrix", None)
+            return out
         return dict(self._trained().config)
 
     @property
@@ -240,9 +316,13 @@ class GEMDiff:
 
     def __repr__(self) -> str:
         if self._model is None:
-            return f"GEMDiff(untrained, data={self._data!r})"
+            try:
+                data = self._untrained_data()[0]
+            except GemdiffError as err:
+                return f"GEMDiff(untrained, data={self._data!r}: {err})"
+            return f"GEMDiff(untrained, {_describe(data)})"
         m = self._model
-        return f"GEMDiff({m.kind}, {len(m.genes)} genes, classes {', '.join(m.classes)})"
+        return f"GEMDiff({m.kind}, {_describe(m.data())})"
 
     def reference(self):
         """The samples the model was trained and tested on, as AnnData in input units

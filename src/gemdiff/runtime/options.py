@@ -251,6 +251,20 @@ def _show(value: Any) -> str:
     return str(value) if not isinstance(value, str) else (value or "''")
 
 
+def check_data_options(options: dict[str, Any]) -> None:
+    """Check data options given as keyword arguments (the Python API's constructors) with the
+    schema the command line uses for ``data.*``: one line naming the option, the value and
+    what is allowed."""
+    try:
+        Data.model_validate(options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = next((str(p) for p in first["loc"] if not isinstance(p, int)), "")
+        msg = first["msg"]
+        raise GemdiffError(f"option {key}={options.get(key, first.get('input'))!r}: "
+                           f"{msg[0].lower()}{msg[1:]}") from None
+
+
 def check_options(app: str, cfg: Any) -> None:
     """Check the options of ``app`` (a config name: train, sample, ...) in a composed config.
 
