@@ -232,3 +232,31 @@ def test_an_untrained_model_shows_its_data_and_options_are_checked_when_given():
                          ({"n_gene": 3}, "unknown data option 'n_gene'")]:
         with pytest.raises(gemdiff.GemdiffError, match=re.escape(message)):
             gemdiff.GEMDiff.from_dataframe(df, labels, **bad)
+
+
+def test_perturb_moves_only_the_source_class_and_says_what_it_saw(readme_run, tmp_path):
+    folder, names = readme_run
+    model, new = gemdiff.GEMDiff.load(folder / "my_model"), names["new"]
+    normals = list(new.obs_names[new.obs["phenotype"] == "normal"])
+    new.write_h5ad(tmp_path / "new.h5ad")
+    # no samples_label_key: the labels come from the model's own column, obs["phenotype"]
+    hydra_main(["perturb", f"ckpt_path={folder / 'my_model'}", f"samples={tmp_path / 'new.h5ad'}",
+                "source=normal", "target=tumor", "ddim_steps=5", "umap=false", "progress=false",
+                f"hydra.run.dir={tmp_path / 'perturb'}"])
+    cli = anndata.read_h5ad(tmp_path / "perturb/perturbed.h5ad")
+    assert list(cli.obs_names) == normals
+    assert cli.uns["metrics"]["samples_label_key"] == "phenotype"
+
+    unlabelled = anndata.AnnData(X=new.X, obs=pd.DataFrame(index=new.obs_names), var=new.var)
+    moved = model.perturb(unlabelled, source="normal", target="tumor", ddim_steps=5, umap=False)
+    m = moved.uns["metrics"]
+    tumours = int((new.obs["phenotype"] == "tumor").sum())
+    assert moved.n_obs == new.n_obs and abs(m["unlabelled_called_target"] - tumours) <= 10
+    assert any(f"calls {m['unlabelled_called_target']} of them" in w for w in m["warnings"])
+
+    seen = model.reference()
+    seen = seen[seen.obs["split"] == "train"][:5]
+    moved = model.perturb(seen, source="normal", target="tumor", label_key="label",
+                          ddim_steps=5, umap=False, metrics=False)
+    assert moved.uns["gemdiff"]["samples_seen_in_training"] == sorted(
+        seen.obs_names[seen.obs["label"] == "normal"])

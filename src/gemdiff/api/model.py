@@ -103,6 +103,7 @@ class GEMDiff:
         self._data = data
         self._data_options = _checked_data_options(data_options)
         self._prepared = None  # the data as fit will see them, once asked for before training
+        self._label_key: str | None = None  # the obs column of the labels (from_anndata)
         self._checkpoint: dict | None = None
         self._model = None  # the TrainedModel, once fitted or loaded
         self.history: pd.DataFrame | None = None  # the loss history of fit
@@ -118,7 +119,9 @@ class GEMDiff:
         selected before anything is densified."""
         test = None if test_adata is None else gem_from_anndata(test_adata, label_key, layer,
                                                                 "test AnnData")
-        return cls(gem_from_anndata(adata, label_key, layer), test, **data_options)
+        model = cls(gem_from_anndata(adata, label_key, layer), test, **data_options)
+        model._label_key = label_key  # new samples' labels are read from the same column
+        return model
 
     @classmethod
     def from_dataframe(cls, df: pd.DataFrame, labels: pd.Series, *,
@@ -172,6 +175,8 @@ class GEMDiff:
                 gem = self._matrices[0]
                 cfg.data.source.description = (f"{gem.source}: {len(gem.samples)} samples x "
                                                f"{len(gem.genes)} genes")
+                if self._label_key is not None:
+                    cfg.data.source.label_key = self._label_key
         return cfg
 
     def fit(self, max_steps: int | None = None, *, overrides: Sequence[str] = (),
@@ -413,8 +418,11 @@ class GEMDiff:
 
         ``samples``: new samples (an AnnData, a samples x genes DataFrame or a file; genes
         matched by name) or None for the model's own ``split`` (test, train or all). Where
-        the samples carry labels (``label_key`` of an AnnData, ``labels`` of a DataFrame or a
-        file) only those of ``source`` are moved, else all of them. ``map``: ``bridge``
+        the samples carry labels (``label_key`` of an AnnData, by default the model's own label
+        column where it has one; ``labels`` of a DataFrame or a file) only those of ``source``
+        are moved; else all of them, with a warning where the real data's classifier calls some
+        ``target`` already. Samples the model was trained on are named in a warning and in
+        ``uns["gemdiff"]["samples_seen_in_training"]``. ``map``: ``bridge``
         (GEMDiff's Algorithm 1: ``ddim_steps``, ``t_end``, ``guidance``, ``solver`` and
         ``spacing``, by default 25 second-order steps each way on levels even in log-SNR,
         which match the paper's 250 DDIM steps; its cycle check on
@@ -430,11 +438,13 @@ class GEMDiff:
         model = self._trained()
         src, tgt = self._source_target(source, target)
         data = model.data()
+        checks: dict[str, Any] = {}
         if samples is None:
             x, ids, x_target, x_ref = _split_samples(data, split, src, tgt)
         else:
-            x, ids = self._new_samples(samples, model.classes[src], label_key, layer, labels)
+            x, ids, checks = self._new_samples(samples, src, tgt, label_key, layer, labels)
             x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
+        said = checks.pop("warnings", [])
         moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance,
                                    cycle_samples=cycle_samples, solver=solver, spacing=spacing,
                                    device=device, precision=str(precision))
@@ -447,10 +457,20 @@ class GEMDiff:
         adata = perturbation_result(data, res, ids, src, tgt, x_target, x_ref, core_k, seed,
                                     metrics, umap, self._provenance("perturb", **options),
                                     device=getattr(moving, "device", device))
+        adata.uns["gemdiff"] |= checks
         if metrics:
-            adata.uns["metrics"] |= options | {"core_k": core_k}
+            adata.uns["metrics"] |= options | {"core_k": core_k} | checks
+            adata.uns["metrics"]["warnings"] = [*said, *adata.uns["metrics"]["warnings"]]
             _log_warnings(adata)
+        else:
+            for warning in said:
+                log.warning(warning)
         return adata
+
+    def _label_column(self) -> str | None:
+        """The obs column the model's own labels came from (an AnnData, or ``data=h5ad``)."""
+        source = self._trained().config.get("data", {}).get("source", {})
+        return source.get("label_key") if source.get("format") in ("memory", "h5ad") else None
 
     def _source_target(self, source: str | None, target: str | None) -> tuple[int, int]:
         model = self._trained()
@@ -468,11 +488,20 @@ class GEMDiff:
             raise GemdiffError(f"source and target are both {source!r}")
         return src, tgt
 
-    def _new_samples(self, samples, source: str, label_key: str | None, layer: str | None,
-                     labels) -> tuple[np.ndarray, list[str]]:
+    def _new_samples(self, samples, src: int, tgt: int, label_key: str | None,
+                     layer: str | None, labels) -> tuple[np.ndarray, list[str], dict[str, Any]]:
         """The model's genes of new samples (those labelled ``source`` where they carry
-        labels), scaled as the model's data."""
+        labels), scaled as the model's data, and what was checked about them: labels read
+        from the model's own label column where an AnnData has it, the samples already called
+        ``target`` where none are given, and samples the model was trained on."""
         model = self._trained()
+        source, target = model.classes[src], model.classes[tgt]
+        checks: dict[str, Any] = {"warnings": []}
+        if label_key is None and labels is None:
+            label_key = _model_labels_in(samples, self._label_column())
+            if label_key is not None:
+                log.info("labels of the samples: obs[%r], the model's label column", label_key)
+                checks["samples_label_key"] = label_key
         gem = as_gem(samples, labels, label_key, layer)
         present = set(gem.genes)
         missing = [g for g in model.genes if g not in present]
@@ -487,8 +516,52 @@ class GEMDiff:
             gem = gem.take_samples(rows)
         if not gem.samples:
             raise InputError(gem.source, "holds no samples")
-        values = gem.take_genes(model.genes).values
-        return model.preprocessor.transform(values, gem.source), list(gem.samples)
+        x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
+        if gem.labels is None:
+            checks |= _called_target(model.data(), x, target, tgt)
+            n = checks["unlabelled_called_target"]
+            if n:
+                checks["warnings"].append(
+                    f"the {len(x)} samples came without labels and were all moved as {source}, "
+                    f"but a classifier of the real data calls {n} of them "
+                    f"({checks['unlabelled_called_target_share']:.0%}) {target} already: give "
+                    f"their labels (label_key= / samples_label_key=) to move only the {source} "
+                    "samples")
+        seen = sorted(set(gem.samples) & set(model.data().train_ids))
+        if seen:
+            checks["samples_seen_in_training"] = seen
+            checks["warnings"].append(
+                f"{len(seen)} of the {len(gem.samples)} samples ({', '.join(seen[:3])}"
+                f"{', ...' if len(seen) > 3 else ''}) are samples the model was trained on: "
+                "their moves and scores are not those of unseen samples")
+        return x, list(gem.samples), checks
+
+
+def _model_labels_in(samples, key: str | None) -> str | None:
+    """``key`` where ``samples`` (an AnnData or a ``.h5ad`` file) have that obs column."""
+    if key is None:
+        return None
+    obs = getattr(samples, "obs", None)
+    if isinstance(samples, (str, Path)) and str(samples).endswith(".h5ad"):
+        import anndata
+
+        try:
+            backed = anndata.read_h5ad(samples, backed="r")  # the obs only; X stays on disk
+        except Exception:  # not readable: the reader names the file and the problem
+            return None
+        obs = backed.obs
+        backed.file.close()
+    return key if obs is not None and key in obs.columns else None
+
+
+def _called_target(data, x: np.ndarray, target: str, tgt: int) -> dict[str, Any]:
+    """How many of the unlabelled samples ``x`` the paper's classifier of the real training
+    data already calls ``target``."""
+    from gemdiff.evaluation.metrics import fit_svm
+
+    called = fit_svm(data.x_train, data.y_train).predict(x) == tgt
+    return {"unlabelled_called_target": int(called.sum()),
+            "unlabelled_called_target_share": float(called.mean())}
 
 
 def _split_samples(data, split: str, src: int, tgt: int):

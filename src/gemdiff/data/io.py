@@ -401,9 +401,11 @@ def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
         if dup:
             raise InputError(source, f"{kind} {dup[0]!r} appears more than once "
                                      f"(adata.{fix}_names_make_unique() renames the repeats)")
-    if not hasattr(x, "toarray"):
+    from scipy import sparse
+
+    if not sparse.issparse(x):  # an AnnData view's array has toarray() too
         x = np.asarray(x, dtype=np.float64)
-    stored = x.data if hasattr(x, "toarray") else x
+    stored = x.data if sparse.issparse(x) else x
     if not np.issubdtype(stored.dtype, np.number):
         raise InputError(source, f"holds non-numeric values ({stored.dtype})")
     if np.isinf(stored).any():
