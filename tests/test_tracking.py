@@ -88,3 +88,47 @@ def test_tensorboard_and_csv_loggers_are_one_override_away(tmp_path):
                            "model.denoiser.d_model=32", "model.denoiser.depth=1",
                            "trainer.enable_progress_bar=false"], out))
         assert list(out.glob(pattern)), logger
+
+
+def test_training_into_a_file_writes_no_progress_bars(tmp_path):
+    """Logs written to a file (stderr not a terminal) get no bar redraws."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gemdiff.train", "debug=fast", "logger=none",
+         "sample_plot=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "it/s" not in said and "\r" not in said, said
+
+
+@pytest.mark.parametrize("target, warned", [
+    # first: wandb gives a warning once per process
+    ("lightning.pytorch.loggers.WandbLogger", True),  # the warning our logger removes
+    ("gemdiff.training.loggers.WandbLogger", False),
+])
+def test_wandb_switched_off_adds_no_warning(target, warned, capfd, monkeypatch):
+    import gemdiff
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    gemdiff.GEMDiff.from_config("synthetic").fit(max_steps=2, progress=False, overrides=[
+        "logger=wandb", f"logger.wandb._target_={target}", "model.denoiser.d_model=16",
+        "model.denoiser.depth=1", "calibrate.rows=0", "sample_plot=false"])
+    assert ("anonymous setting" in "".join(capfd.readouterr())) is warned
+
+
+def test_progress_bars_show_where_they_redraw_in_place(monkeypatch):
+    import io
+
+    from gemdiff.common.progress import interactive, progress_bar
+
+    assert not interactive()  # pytest captures stderr: like a log file
+    assert isinstance(progress_bar(range(3), True, "x"), range)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert interactive() and not isinstance(progress_bar(range(3), True, "x"), range)
+    assert isinstance(progress_bar(range(3), False, "x"), range)

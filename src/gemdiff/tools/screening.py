@@ -23,6 +23,7 @@ from scipy import stats
 
 from gemdiff.common.choices import check_choice
 from gemdiff.common.errors import GemdiffError, InputError, ScreenInterrupted
+from gemdiff.common.progress import interactive
 from gemdiff.data.dataset import read_dataset, restrict_classes
 from gemdiff.data.genesets import GeneSubset, split_gene_sets
 from gemdiff.data.io import GEM, read_gmt
@@ -198,7 +199,8 @@ def score_jobs(data: ScreenData, jobs: list[Job], options: ScreenOptions,
     balanced = None if options.settings.balanced == "none" else balanced_rows(data.y,
                                                                               options.seed)
     cache = ScoreCache(cache_file)
-    bar = tqdm(total=len(jobs), desc="screen", unit="set", disable=not options.progress,
+    bar = tqdm(total=len(jobs), desc="screen", unit="set",
+               disable=not (options.progress and interactive()),
                dynamic_ncols=True)
     try:
         with _sigterm_as_interrupt():

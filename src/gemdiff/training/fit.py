@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gemdiff.common.devices import THREAD_VARIABLES, resolve_device
 from gemdiff.common.errors import TrainingDiverged, TrainingInterrupted
+from gemdiff.common.progress import interactive
 from gemdiff.data.dataset import PreparedData
 from gemdiff.models.calibration import CalibrationOptions
 from gemdiff.models.generators import Generator
@@ -134,7 +135,9 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 def _build_trainer(cfg: DictConfig, model) -> tuple[L.Trainer, list[Any]]:
     """The Trainer of the config, with its callbacks and loggers (the resolved config logged)."""
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # one switch turns the bar off
+    # One switch turns the bar off, and it stays off where it cannot redraw in place.
+    bar = bool(cfg.trainer.get("enable_progress_bar", True)) and interactive()
+    if not bar:
         from lightning.pytorch.callbacks import ProgressBar
 
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -142,7 +145,9 @@ def _build_trainer(cfg: DictConfig, model) -> tuple[L.Trainer, list[Any]]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for lg in loggers:
         lg.log_hyperparams(resolved)
-    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    extra: dict[str, Any] = {"enable_progress_bar": bar}
+    if not cfg.trainer.get("plugins"):
+        extra["plugins"] = [AtomicCheckpointIO()]
     if not model.automatic_optimization:  # the model steps its own optimizers (WGAN-GP)
         extra["gradient_clip_val"] = None
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
