@@ -260,3 +260,43 @@ def test_perturb_moves_only_the_source_class_and_says_what_it_saw(readme_run, tm
                           ddim_steps=5, umap=False, metrics=False)
     assert moved.uns["gemdiff"]["samples_seen_in_training"] == sorted(
         seen.obs_names[seen.obs["label"] == "normal"])
+
+
+def test_many_classes_and_few_samples_get_per_class_metrics_readable_figures_and_warnings(
+        tmp_path):
+    rng = np.random.default_rng(0)
+    centres = {"liver": 0.0, "lung": 1.5, "kidney": -1.5}
+    x = np.concatenate([rng.normal(c, 1.0, (18, 6)) for c in centres.values()])
+    labels = np.repeat(list(centres), 18)
+    ids = [f"s{i}" for i in range(len(x))]
+    df = pd.DataFrame(x, index=ids, columns=[f"g{j}" for j in range(6)])
+    model = gemdiff.GEMDiff.from_dataframe(df, pd.Series(labels, index=ids))
+    model.fit(overrides=["model=gaussian"], progress=False)
+    synth = model.sample(n_per_class=5)
+    per_class = synth.uns["metrics"]["per_class"]
+    assert set(per_class) == set(centres)
+    assert all(0.0 <= m["svm_recall"] <= 1.0 and np.isfinite(m["sd_ratio"])
+               for m in per_class.values())
+    # 18 test + 15 synthetic samples: principal components, not a UMAP lattice
+    assert synth.uns["umap_reference"]["axis"] == "PC"
+    joined = model.with_reference(synth)
+    assert joined.n_obs == 18 + 15 and joined.obsm["X_umap"].shape == (33, 2)
+    assert joined.obs["origin"].value_counts().to_dict() == {"real": 18, "synthetic": 15}
+    real = model.reference()
+    first = joined.obs_names[0]
+    assert np.allclose(joined[first].X, real[first].X)
+    moved = model.perturb(source="lung", target="liver", map="mean_shift")
+    both = model.with_reference(moved)
+    assert set(both.obs["origin"]) == {"real", "perturbed", "original"}
+    assert both.n_obs == 2 * moved.n_obs + len(moved.uns["umap_reference"]["ids"])
+    from gemdiff.tools.results import plot_synthetic
+
+    plot_synthetic(synth, tmp_path / "umap.png")
+    # synthetic samples squeezed to their class means: far too narrow, said per class too
+    narrow = synth.copy()
+    for c in centres:
+        rows = (narrow.obs["label"] == c).to_numpy()
+        narrow.X[rows] = narrow.X[rows].mean(0) + 0.05 * (narrow.X[rows] - narrow.X[rows].mean(0))
+    warned = [w for w in model.score(narrow)["warnings"] if "sd_ratio" in w]
+    assert any(w.startswith("synthetic samples spread 0.") and "too narrow" in w for w in warned)
+    assert any("of class 'lung'" in w for w in warned)

@@ -440,10 +440,11 @@ class GEMDiff:
         data = model.data()
         checks: dict[str, Any] = {}
         if samples is None:
-            x, ids, x_target, x_ref = _split_samples(data, split, src, tgt)
+            x, ids, x_target, target_ids, x_ref = _split_samples(data, split, src, tgt)
         else:
             x, ids, checks = self._new_samples(samples, src, tgt, label_key, layer, labels)
             x_target, x_ref = data.x_test[data.y_test == tgt], data.x_train[data.y_train == tgt]
+            target_ids = [i for i, y in zip(data.test_ids, data.y_test, strict=True) if y == tgt]
         said = checks.pop("warnings", [])
         moving = _perturbation_map(map, ddim_steps=ddim_steps, t_end=t_end, guidance=guidance,
                                    cycle_samples=cycle_samples, solver=solver, spacing=spacing,
@@ -456,7 +457,8 @@ class GEMDiff:
             options["device"] = str(resolve_device(options["device"]))
         adata = perturbation_result(data, res, ids, src, tgt, x_target, x_ref, core_k, seed,
                                     metrics, umap, self._provenance("perturb", **options),
-                                    device=getattr(moving, "device", device))
+                                    device=getattr(moving, "device", device),
+                                    target_ids=target_ids)
         adata.uns["gemdiff"] |= checks
         if metrics:
             adata.uns["metrics"] |= options | {"core_k": core_k} | checks
@@ -466,6 +468,34 @@ class GEMDiff:
             for warning in said:
                 log.warning(warning)
         return adata
+
+    def with_reference(self, result):
+        """A result of :meth:`sample` or :meth:`perturb` (made with ``umap=True``) joined with
+        the real samples it was embedded with, so that ``scanpy.pl.umap(joined,
+        color=["label", "origin"])`` draws them together: the real samples first
+        (``obs["origin"]`` ``real``), then the result's (``synthetic`` or ``perturbed``) and,
+        for a perturbation, its samples before they moved (``original``; ids suffixed
+        ``:original``). ``X`` in input units, ``obsm["X_umap"]`` for every row."""
+        import anndata
+
+        ref = result.uns.get("umap_reference")
+        if ref is None or "ids" not in ref:
+            raise GemdiffError("the result holds no embedding with its reference samples' ids: "
+                               "make it with umap=True (results of an older gemdiff lack the ids)")
+        real = self.reference()[list(ref["ids"])]
+        moved = "original" in result.layers
+        parts = [_rows(real.X, real.obs_names, real.obs["label"], "real", ref["X_umap"]),
+                 _rows(result.X, result.obs_names, result.obs["label"],
+                       "perturbed" if moved else "synthetic", result.obsm["X_umap"])]
+        if moved:
+            parts.append(_rows(result.layers["original"], result.obs_names + ":original",
+                               result.obs["original_label"], "original",
+                               result.obsm["X_umap_original"]))
+        joined = anndata.concat(parts)
+        joined.var_names = result.var_names
+        for key in ("label", "origin"):
+            joined.obs[key] = joined.obs[key].astype("category")
+        return joined
 
     def _label_column(self) -> str | None:
         """The obs column the model's own labels came from (an AnnData, or ``data=h5ad``)."""
@@ -537,6 +567,16 @@ class GEMDiff:
         return x, list(gem.samples), checks
 
 
+def _rows(x, ids, labels, origin: str, emb):
+    """An AnnData of rows for :meth:`GEMDiff.with_reference`."""
+    import anndata
+
+    obs = pd.DataFrame({"label": np.asarray(labels, dtype=str), "origin": origin},
+                       index=pd.Index(list(ids), dtype=str))
+    return anndata.AnnData(X=np.asarray(x, dtype=np.float64), obs=obs,
+                           obsm={"X_umap": np.asarray(emb, dtype=np.float64)})
+
+
 def _model_labels_in(samples, key: str | None) -> str | None:
     """``key`` where ``samples`` (an AnnData or a ``.h5ad`` file) have that obs column."""
     if key is None:
@@ -565,15 +605,18 @@ def _called_target(data, x: np.ndarray, target: str, tgt: int) -> dict[str, Any]
 
 
 def _split_samples(data, split: str, src: int, tgt: int):
-    """Source samples of the model's own split, their ids, and real target samples of the same
-    split and of the other one (the baseline between two real samples)."""
+    """Source samples of the model's own split, their ids, real target samples of the same
+    split with their ids, and those of the other split (the baseline between two real
+    samples)."""
     from gemdiff.tools.perturbation import split_samples
 
     x, y, ids, x_o, y_o = split_samples(data, split)
     rows = np.flatnonzero(y == src)
     if not len(rows):
         raise GemdiffError(f"the {split} split has no {data.classes[src]!r} samples")
-    return x[rows], [ids[i] for i in rows], x[y == tgt], x_o[y_o == tgt]
+    target = np.flatnonzero(y == tgt)
+    return (x[rows], [ids[i] for i in rows], x[target], [ids[i] for i in target],
+            x_o[y_o == tgt])
 
 
 def _perturbation_map(how, **params: Any):

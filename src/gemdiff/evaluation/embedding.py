@@ -78,3 +78,23 @@ def umap_2d(x: np.ndarray, p: UmapParams = UmapParams()) -> np.ndarray:
         reducer = umap.UMAP(n_neighbors=k, min_dist=p.min_dist, n_epochs=p.n_epochs,
                             random_state=p.seed, n_jobs=1, precomputed_knn=knn)
         return reducer.fit_transform(x)
+
+
+# Below this many samples a UMAP is mostly its own artefact (points on a lattice, clusters of
+# the neighbour count); the first two principal components show such data as they are.
+UMAP_MIN_SAMPLES = 50
+
+
+def embed_2d(x: np.ndarray, p: UmapParams = UmapParams()) -> tuple[np.ndarray, str]:
+    """2-D coordinates of the rows of ``x`` for figures and ``obsm["X_umap"]``, and their axis
+    name: a UMAP (``"UMAP"``), or below :data:`UMAP_MIN_SAMPLES` rows the first two principal
+    components (``"PC"``)."""
+    if len(x) >= UMAP_MIN_SAMPLES:
+        return umap_2d(x, p), "UMAP"
+    from sklearn.decomposition import PCA
+
+    k = min(2, *x.shape)
+    emb = np.zeros((len(x), 2))
+    if k:
+        emb[:, :k] = PCA(n_components=k, random_state=p.seed).fit_transform(x)
+    return emb, "PC"

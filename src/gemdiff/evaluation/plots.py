@@ -45,7 +45,9 @@ def gene_caption(genes: Sequence[str], limit: int = 8) -> str:
     return f"{len(genes)} gene{'s' * (len(genes) != 1)}: {shown}"
 
 
-def _scatter_groups(ax, emb, groups, names_colors, size=8, axis: str = "UMAP"):
+def _scatter_groups(ax, emb, groups, names_colors, size=None, axis: str = "UMAP"):
+    if size is None:  # larger points where there are few
+        size = 8 if len(emb) > 300 else 20
     for name, color in names_colors:
         mask = groups == name
         if mask.any():
@@ -55,7 +57,9 @@ def _scatter_groups(ax, emb, groups, names_colors, size=8, axis: str = "UMAP"):
     ax.set_yticks([])
     ax.set_xlabel(f"{axis} 1")
     ax.set_ylabel(f"{axis} 2")
-    ax.legend(frameon=False, fontsize=7, markerscale=2)
+    # beside the points, never over them
+    ax.legend(frameon=False, fontsize=7, markerscale=2, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), borderaxespad=0.3)
 
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
@@ -77,7 +81,7 @@ def umap_real_vs_synthetic(emb, classes, is_synthetic, path, title: str = "",
     for i, c in enumerate(order):
         dark, light = PAIRS[i % len(PAIRS)]
         colors += [(f"real {c}", dark), (f"synthetic {c}", light)]
-    fig = Figure(figsize=(5.5, 5.2), dpi=120, layout="tight")
+    fig = Figure(figsize=(7.0, 5.0), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     _scatter_groups(ax, emb, groups, colors, axis=axis)
     head = title or f"{axis}: real vs synthetic"
@@ -85,17 +89,18 @@ def umap_real_vs_synthetic(emb, classes, is_synthetic, path, title: str = "",
     return _save(fig, path)
 
 
-def umap_perturbation(panels, path, genes: Sequence[str] = ()) -> Path:
-    """One UMAP panel per (title, embedding, group labels): real target, source, perturbed."""
+def umap_perturbation(panels, path, genes: Sequence[str] = (), axis: str = "UMAP") -> Path:
+    """One panel per (title, embedding, group labels): real target, source, perturbed
+    (``axis``: UMAP, or PC for the principal components of a few samples)."""
     colors = {"target": "#1f77b4", "source": "#ff7f0e", "perturbed source": "#2ca02c"}
-    fig = Figure(figsize=(5 * len(panels), 5.0), dpi=120, layout="tight")
+    fig = Figure(figsize=(6.5 * len(panels), 5.0), dpi=120, layout="constrained")
     for i, (title, emb, groups) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         names = [(g, colors.get(g.split(":")[0], "#7f7f7f")) for g in dict.fromkeys(groups)]
-        _scatter_groups(ax, emb, groups, names)
+        _scatter_groups(ax, emb, groups, names, axis=axis)
         ax.set_title(title, fontsize=9)
     if len(genes):
-        fig.suptitle(f"UMAP of real and perturbed samples; {gene_caption(genes)}", fontsize=9)
+        fig.suptitle(f"{axis} of real and perturbed samples; {gene_caption(genes)}", fontsize=9)
     return _save(fig, path)
 
 

@@ -133,8 +133,9 @@ def run_task(task, cfg) -> None:
 
 
 def rounded(metrics: dict, digits: int = 4) -> dict:
-    """Metrics with floats rounded, for log lines."""
-    return {k: round(v, digits) if isinstance(v, float) else v for k, v in metrics.items()}
+    """Metrics with floats rounded (in nested tables too), for log lines."""
+    return {k: round(v, digits) if isinstance(v, float)
+            else rounded(v, digits) if isinstance(v, dict) else v for k, v in metrics.items()}
 
 
 def _worker_rank() -> bool:

@@ -22,8 +22,9 @@ import pandas as pd
 
 from gemdiff.data.dataset import PreparedData
 from gemdiff.data.preprocess import CLIPPED_WARN, PLAUSIBLE_MARGIN
-from gemdiff.evaluation.embedding import UmapParams, umap_2d
-from gemdiff.evaluation.metrics import augmentation_metrics, fit_svm, perturbation_metrics
+from gemdiff.evaluation.embedding import UmapParams, embed_2d
+from gemdiff.evaluation.metrics import (augmentation_metrics, fit_svm, per_class_metrics,
+                                         perturbation_metrics)
 from gemdiff.models.generators import Perturbation
 from gemdiff.tools.gene_scores import core_versus_de, differential_expression, gene_scores
 
@@ -36,6 +37,9 @@ def _anndata(values: np.ndarray, ids: Sequence[str], labels: Sequence[str],
                        index=pd.Index(list(ids), dtype=str))
     var = pd.DataFrame(index=pd.Index(list(data.genes), dtype=str))
     return anndata.AnnData(X=np.asarray(values, dtype=np.float64), obs=obs, var=var)
+
+
+SD_RATIO_OK = (0.67, 1.5)  # synthetic over real per-gene SD outside this range is warned about
 
 
 def result_warnings(data: PreparedData, metrics: dict) -> list[str]:
@@ -55,6 +59,14 @@ def result_warnings(data: PreparedData, metrics: dict) -> list[str]:
         out.append(f"synthetic samples keep little of the real gene-gene correlation "
                    f"(corr_slope {slope:.2f} against {real:.2f} for real test samples): do "
                    "not read co-expression from them")
+    widths = [("", metrics.get("sd_ratio"))] + [
+        (f" of class {c!r}", m.get("sd_ratio")) for c, m in metrics.get("per_class", {}).items()]
+    lo, hi = SD_RATIO_OK
+    for where, ratio in widths:
+        if ratio is not None and np.isfinite(ratio) and not lo <= ratio <= hi:
+            out.append(f"synthetic samples{where} spread {ratio:.2f}x as wide as the real ones "
+                       f"(sd_ratio; {'too narrow' if ratio < 1 else 'too wide'}): their "
+                       "variability, and figures built on it, are not the data's")
     if metrics.get("frac_to_target_informative") is False:
         out.append(f"frac_to_target is uninformative: the classifier calls only "
                    f"{metrics['frac_to_target_real']:.0%} of the real target samples target")
@@ -84,13 +96,18 @@ def synthetic_result(data: PreparedData, x_syn: np.ndarray, y_syn: np.ndarray, s
             data.x_train, data.y_train, data.x_test, data.y_test, x_syn, y_syn, seed=seed,
             with_umap=umap, device=device).to_dict() | {"n_synthetic": int(len(y_syn)),
                                          "clipped_share": clipped}
+        if len(data.classes) > 2:
+            adata.uns["metrics"]["per_class"] = per_class_metrics(
+                data.x_train, data.y_train, data.x_test, data.y_test, x_syn, y_syn,
+                data.classes, seed, device)
         adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
-        emb = umap_2d(np.concatenate([data.x_test, x_syn]), UmapParams(seed=seed))
+        emb, axis = embed_2d(np.concatenate([data.x_test, x_syn]), UmapParams(seed=seed))
         adata.obsm["X_umap"] = emb[len(data.x_test):]
         adata.uns["umap_reference"] = {
             "X_umap": emb[:len(data.x_test)],
-            "label": np.array([data.classes[i] for i in data.y_test], dtype=object)}
+            "label": np.array([data.classes[i] for i in data.y_test], dtype=object),
+            "ids": np.array(data.test_ids, dtype=object), "axis": axis}
     return adata
 
 
@@ -98,12 +115,13 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
                         target: int, x_target: np.ndarray, x_target_ref: np.ndarray,
                         core_k: float = 1.0, seed: int = 0, metrics: bool = True,
                         umap: bool = True, provenance: dict[str, Any] | None = None,
-                        bounded: bool = True, device=None):
+                        bounded: bool = True, device=None,
+                        target_ids: Sequence[str] | None = None):
     """Samples of class ``source`` carried to ``target`` as AnnData in input units: the moved
     values in ``X``, the originals in ``layers["original"]``, the gene scores in ``var``; with
     the perturbation metrics against real target samples of the same split (``x_target``) and
     of the other one (``x_target_ref``; MMDs on ``device``), and a joint UMAP with
-    ``x_target``."""
+    ``x_target`` (whose sample ids, ``target_ids``, are kept with its embedding)."""
     pre = data.preprocessor
     moved, clipped = pre.clip_plausible(res.x_moved, data.x_train)
     if bounded:
@@ -133,13 +151,15 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
             adata.uns["metrics"] |= core_versus_de(scores)
         adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
     if umap:
-        emb = umap_2d(np.concatenate([x_target, res.x_source, res.x_moved]),
-                      UmapParams(seed=seed))
+        emb, axis = embed_2d(np.concatenate([x_target, res.x_source, res.x_moved]),
+                             UmapParams(seed=seed))
         n_t, n = len(x_target), len(res.x_source)
         adata.obsm["X_umap"] = emb[n_t + n:]
         adata.obsm["X_umap_original"] = emb[n_t:n_t + n]
         adata.uns["umap_reference"] = {"X_umap": emb[:n_t], "label": np.array(
-            [data.classes[target]] * n_t, dtype=object)}
+            [data.classes[target]] * n_t, dtype=object), "axis": axis}
+        if target_ids is not None:
+            adata.uns["umap_reference"]["ids"] = np.array(list(target_ids), dtype=object)
     if res.encode is not None and res.encode.trajectory:
         adata.uns["trajectory"] = trajectory_frames(res, x_target)
     adata.uns["gene_shifts"] = gene_shift_values(data, scores, res, x_target)
@@ -185,7 +205,7 @@ def plot_synthetic(adata, path: str | Path, title: str = "") -> Path:
     names = list(ref["label"]) + adata.obs["label"].astype(str).tolist()
     is_syn = np.r_[np.zeros(len(ref["label"]), bool), np.ones(adata.n_obs, bool)]
     return plots.umap_real_vs_synthetic(emb, names, is_syn, path, title,
-                                        genes=list(adata.var_names))
+                                        genes=list(adata.var_names), axis=_axis(ref))
 
 
 def plot_perturbation(adata, path: str | Path, seed: int = 0) -> Path:
@@ -207,7 +227,13 @@ def plot_perturbation(adata, path: str | Path, seed: int = 0) -> Path:
         groups = np.array([f"target: {tgt}"] * len(t_idx) + [f"source: {src}"] * len(s_idx)
                           + [f"perturbed source: {src} -> {tgt}"] * len(s_idx))
         panels.append((title, pts, groups))
-    return plots.umap_perturbation(panels, path, genes=list(adata.var_names))
+    return plots.umap_perturbation(panels, path, genes=list(adata.var_names),
+                                   axis=_axis(adata.uns["umap_reference"]))
+
+
+def _axis(reference) -> str:
+    """The embedding's axis name (results written before it was kept: UMAP)."""
+    return str(reference.get("axis", "UMAP"))
 
 
 def plot_trajectory(adata, path: str | Path) -> Path:
