@@ -1,4 +1,4 @@
-"""The package's layers, as the README's "Architecture" section draws them: apps at the top,
+"""The package's layers, as docs/architecture.md draws them: apps at the top,
 each layer importing only the layers beneath it, and apps that start without torch."""
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ SELECTION_FIELDS = ("genes", "gmt", "gene_set", "subset_size", "subset_index",
 def _checked_data_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Data options as the config takes them, checked as the command line checks ``data.*``:
     gene and class lists may be any sequence of names (a list, a numpy array, a pandas Index)."""
-    from gemdiff.runtime.options import check_data_options
+    from gemdiff.data.options import check_data_options
 
     unknown = sorted(set(options) - set(DATA_KEYS))
     if unknown:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gemdiff.common.errors import GemdiffError
+from gemdiff.data.options import Data
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -42,21 +43,6 @@ class Calibrate(_Options):
     levels: Annotated[int, Field(ge=2)]
     shrink: bool
     device: Device = "auto"
-
-
-class Data(_Options):
-    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.33
-    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
-    n_genes: Optional[Positive] = None
-    subset_size: Positive = 16
-    subset_index: Optional[Count] = None
-    batch_size: Positive = 64
-    input_scale: Literal["auto", "log2", "linear"] = "auto"
-    nan_policy: Literal["replace", "drop"] = "replace"
-    scaling: Literal["global", "per_gene"] = "global"
-    constant_genes: Literal["error", "drop"] = "error"
-    permute_labels: bool = False
-    allow_single_sample_classes: bool = False
 
 
 class Denoiser(_Options):
@@ -249,20 +235,6 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "nan"
     return str(value) if not isinstance(value, str) else (value or "''")
-
-
-def check_data_options(options: dict[str, Any]) -> None:
-    """Check data options given as keyword arguments (the Python API's constructors) with the
-    schema the command line uses for ``data.*``: one line naming the option, the value and
-    what is allowed."""
-    try:
-        Data.model_validate(options)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = next((str(p) for p in first["loc"] if not isinstance(p, int)), "")
-        msg = first["msg"]
-        raise GemdiffError(f"option {key}={options.get(key, first.get('input'))!r}: "
-                           f"{msg[0].lower()}{msg[1:]}") from None
 
 
 def check_options(app: str, cfg: Any) -> None:
