@@ -246,6 +246,17 @@ def test_perturb_moves_only_the_source_class_and_says_what_it_saw(readme_run, tm
     cli = anndata.read_h5ad(tmp_path / "perturb/perturbed.h5ad")
     assert list(cli.obs_names) == normals
     assert cli.uns["metrics"]["samples_label_key"] == "phenotype"
+    # the entropic OT map's gene scores stand beside the bridge's, in gene_scores.tsv too
+    table = pd.read_csv(tmp_path / "perturb/gene_scores.tsv", sep="\t")
+    assert {"score_entropic_ot", "z_entropic_ot", "core_entropic_ot"} <= set(table.columns)
+    m = cli.uns["metrics"]
+    assert m["beside"] == "entropic_ot" and 0 <= m["core_shared_entropic_ot"] <= min(
+        m["n_core_genes"], m["n_core_entropic_ot"]) and -1 <= m["score_spearman_entropic_ot"] <= 1
+    alone = model.perturb(new, source="normal", target="tumor", label_key="phenotype",
+                          ddim_steps=5, umap=False, beside=None)
+    assert "score_entropic_ot" not in alone.var
+    with pytest.raises(gemdiff.GemdiffError, match="map='ot2' is not one of"):
+        model.perturb(new, source="normal", target="tumor", beside="ot2")
 
     unlabelled = anndata.AnnData(X=new.X, obs=pd.DataFrame(index=new.obs_names), var=new.var)
     moved = model.perturb(unlabelled, source="normal", target="tumor", ddim_steps=5, umap=False)

@@ -233,7 +233,7 @@ def run_cell(dataset: str, seed: int, generators: dict[str, list[str]], work: Pa
                for g, m in models.items() if m.kind == "diffusion"}
     for name, (gen, how) in (bridges | {k: (mapper, v) for k, v in MAPS.items()}).items():
         t0 = time.perf_counter()
-        moved = models[gen].perturb(source=SOURCE, target=TARGET, map=how, seed=seed,
+        moved = models[gen].perturb(source=SOURCE, target=TARGET, map=how, seed=seed, beside=None,
                                     metrics=False, umap=False)
         secs = round(time.perf_counter() - t0, 1)
         rows.append({**base, "task": "perturb", "method": name, "seconds": secs,

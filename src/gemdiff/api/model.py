@@ -411,7 +411,7 @@ class GEMDiff:
                 split: str = "test", map: str | Any = "bridge", ddim_steps: int = 25,
                 t_end: int = 990, guidance: float = 1.0, cycle_samples: int | None = 64,
                 solver: str = "dpm2", spacing: str = "logsnr",
-                core_k: float = 1.0, seed: int = 0,
+                core_k: float = 1.0, seed: int = 0, beside: str | None = "entropic_ot",
                 metrics: bool = True, umap: bool = True, trajectory: int = 0,
                 progress: bool = False, device: str = "auto", precision: str = "32"):
         """Carry samples of phenotype ``source`` to ``target`` and score the genes that move.
@@ -430,6 +430,10 @@ class GEMDiff:
         ``ot``. Returns AnnData: the moved samples in ``X``, the originals in
         ``layers["original"]``, per-gene scores in ``var`` (``core`` above mean + ``core_k``
         SD), metrics in ``uns``; ``trajectory`` records that many bridge states per direction.
+        ``beside`` names a second map (default ``entropic_ot``, which carries held-out samples
+        closer to the real target than the bridge on most data: docs/model.md) whose gene
+        scores stand beside the first's in ``var`` (``score_<map>``, ``z_<map>``,
+        ``core_<map>``), with their agreement in the metrics; None: the first map alone.
         The bridge and the metrics' MMDs run on ``device`` (``auto``: a CUDA GPU where there is
         one), the bridge's network in ``precision`` (``32`` or ``bf16``), as in :meth:`sample`.
         """
@@ -437,6 +441,8 @@ class GEMDiff:
 
         model = self._trained()
         src, tgt = self._source_target(source, target)
+        if beside not in (None, "none"):
+            _perturbation_map(beside)  # a wrong name fails before the first map runs
         data = model.data()
         checks: dict[str, Any] = {}
         if samples is None:
@@ -459,6 +465,8 @@ class GEMDiff:
                                     metrics, umap, self._provenance("perturb", **options),
                                     device=getattr(moving, "device", device),
                                     target_ids=target_ids)
+        if beside not in (None, "none", moving.name):
+            checks |= _scores_beside(adata, model, beside, x, src, tgt, core_k)
         adata.uns["gemdiff"] |= checks
         if metrics:
             adata.uns["metrics"] |= options | {"core_k": core_k} | checks
@@ -565,6 +573,26 @@ class GEMDiff:
                 f"{', ...' if len(seen) > 3 else ''}) are samples the model was trained on: "
                 "their moves and scores are not those of unseen samples")
         return x, list(gem.samples), checks
+
+
+def _scores_beside(adata, model, name: str, x: np.ndarray, src: int, tgt: int,
+                   core_k: float) -> dict[str, Any]:
+    """Gene scores of a second map on the same samples, as ``var`` columns suffixed with its
+    name, and how they agree with the first map's (core genes shared, Spearman of scores)."""
+    from scipy.stats import spearmanr
+
+    from gemdiff.tools.gene_scores import gene_scores
+
+    res = _perturbation_map(name).apply(model, x, src, tgt)
+    scores = gene_scores(model.preprocessor, model.genes, res.x_source, res.x_moved,
+                         core_k).set_index("gene").loc[list(adata.var_names)]
+    for column in ("score", "z", "mean_change_log2", "core"):
+        adata.var[f"{column}_{name}"] = scores[column].to_numpy()
+    shared = int((adata.var["core"] & adata.var[f"core_{name}"]).sum())
+    rho = spearmanr(adata.var["score"], adata.var[f"score_{name}"])[0]
+    return {"beside": name, f"n_core_{name}": int(adata.var[f"core_{name}"].sum()),
+            f"core_shared_{name}": shared,
+            f"score_spearman_{name}": float(rho) if np.isfinite(rho) else None}
 
 
 def _rows(x, ids, labels, origin: str, emb):

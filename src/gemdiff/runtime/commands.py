@@ -114,6 +114,7 @@ def perturb_run(cfg: DictConfig) -> dict:
                           label_key=cfg.get("samples_label_key"),
                           labels=cfg.get("samples_labels"), layer=cfg.get("samples_layer"),
                           split=cfg.split, map=moving, core_k=cfg.core_k, seed=cfg.seed,
+                          beside=cfg.get("beside"),
                           umap=cfg.umap, trajectory=cfg.trajectory_frames,
                           progress=cfg.get("progress", True))
     with results.writing():

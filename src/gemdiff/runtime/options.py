@@ -110,6 +110,7 @@ class Perturb(_Bridge):
     cycle_samples: Optional[Positive] = 64
     solver: Literal["ddim", "dpm2"] = "dpm2"
     spacing: Literal["uniform", "logsnr"] = "logsnr"
+    beside: Optional[Literal["bridge", "mean_shift", "ot", "entropic_ot", "none"]] = None
     seed: Seed
     wandb: bool = False
     threads: Optional[Positive] = None
