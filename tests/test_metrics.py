@@ -110,3 +110,23 @@ def test_perturbation_metrics_on_constructed_samples():
     assert m.mmd_to_target_ratio < 3 and m.mmd_source_to_target > 10 * m.mmd_to_target
     m = perturbation_metrics(src, src, src + 0.01, tgt_b, tgt_a, svm, 1)
     assert m.frac_to_target < 0.05 and m.cycle_error == pytest.approx(0.01)
+
+
+def test_metrics_read_bounded_seeded_draws_of_large_sets():
+    from gemdiff.evaluation.metrics import METRIC_ROWS, augmentation_metrics, bounded_rows
+
+    rows = bounded_rows(10_000, 1000, np.r_[np.zeros(9000), np.ones(1000)], seed=1)
+    assert len(rows) == 1000 and np.all(np.diff(rows) > 0)
+    assert (rows >= 9000).sum() == 100  # classes in proportion
+    assert np.array_equal(rows, bounded_rows(10_000, 1000, np.r_[np.zeros(9000), np.ones(1000)],
+                                             seed=1))
+    assert np.array_equal(bounded_rows(50, 1000), np.arange(50))
+    rng = np.random.default_rng(0)
+    n, g = 12_000, 60  # more samples than the bound, more genes than C2ST's components
+    x = rng.normal(0, 0.2, (n, g)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    syn = rng.normal(0, 0.2, (1000, g)).astype(np.float32)
+    m = augmentation_metrics(x[:8000], y[:8000], x[8000:], y[8000:], syn, rng.integers(0, 2, 1000))
+    assert m.metric_rows == {"train": METRIC_ROWS, "test": METRIC_ROWS, "synthetic": 1000,
+                             "limit": METRIC_ROWS}
+    assert 0.4 < m.c2st_auc < 0.65 and 0.5 < m.sd_ratio < 1.5

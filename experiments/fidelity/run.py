@@ -143,7 +143,7 @@ def augmentation(s: Space, xs: np.ndarray, ys: np.ndarray, seed: int) -> dict:
     with np.errstate(invalid="ignore"):
         lfc_r = float(np.corrcoef(_lfc(xs, ys, src, tgt), _lfc(te, ye, src, tgt))[0, 1])
     return {
-        "c2st_auc": c2st_auc(te, xs, seed=seed),
+        "c2st_auc": c2st_auc(te, xs, seed=seed, dims=None),
         "mmd_ratio": mmd_rbf(xs, te) / mmd_rbf(tr, te),
         "edist": edistance(xs, te), "edist_real": edistance(tr, te),
         "corr_err_ratio": float(np.mean([_corr_rms(c, b) / _corr_rms(a, b)

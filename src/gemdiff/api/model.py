@@ -626,8 +626,9 @@ def _called_target(data, x: np.ndarray, target: str, tgt: int) -> dict[str, Any]
     """How many of the unlabelled samples ``x`` the paper's classifier of the real training
     data already calls ``target``."""
     from gemdiff.evaluation.metrics import fit_svm
+    from gemdiff.tools.results import bounded_train
 
-    called = fit_svm(data.x_train, data.y_train).predict(x) == tgt
+    called = fit_svm(*bounded_train(data)).predict(x) == tgt
     return {"unlabelled_called_target": int(called.sum()),
             "unlabelled_called_target_share": float(called.mean())}
 

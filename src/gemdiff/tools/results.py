@@ -23,8 +23,8 @@ import pandas as pd
 from gemdiff.data.dataset import PreparedData
 from gemdiff.data.preprocess import CLIPPED_WARN, PLAUSIBLE_MARGIN
 from gemdiff.evaluation.embedding import UmapParams, embed_2d
-from gemdiff.evaluation.metrics import (augmentation_metrics, fit_svm, per_class_metrics,
-                                         perturbation_metrics)
+from gemdiff.evaluation.metrics import (METRIC_ROWS, augmentation_metrics, bounded_rows, fit_svm,
+                                         per_class_metrics, perturbation_metrics)
 from gemdiff.models.generators import Perturbation
 from gemdiff.tools.gene_scores import core_versus_de, differential_expression, gene_scores
 
@@ -37,6 +37,13 @@ def _anndata(values: np.ndarray, ids: Sequence[str], labels: Sequence[str],
                        index=pd.Index(list(ids), dtype=str))
     var = pd.DataFrame(index=pd.Index(list(data.genes), dtype=str))
     return anndata.AnnData(X=np.asarray(values, dtype=np.float64), obs=obs, var=var)
+
+
+def bounded_train(data: PreparedData, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The training samples a classifier of the real data is fitted on: a seeded draw of at
+    most ``METRIC_ROWS``, classes in proportion."""
+    rows = bounded_rows(len(data.y_train), METRIC_ROWS, data.y_train, seed)
+    return data.x_train[rows], data.y_train[rows]
 
 
 SD_RATIO_OK = (0.67, 1.5)  # synthetic over real per-gene SD outside this range is warned about
@@ -142,11 +149,11 @@ def perturbation_result(data: PreparedData, res: Perturbation, ids: Sequence[str
     adata.uns["gemdiff"] = dict(provenance or {}) | {"core_k": core_k}
     adata.uns["core_genes"] = np.array(scores.gene[scores.core].tolist(), dtype=object)
     if metrics:
-        svm = fit_svm(data.x_train, data.y_train)
+        svm = fit_svm(*bounded_train(data, seed))
         adata.uns["metrics"] = perturbation_metrics(
             res.x_source, res.x_moved, res.x_cycle, x_target, x_target_ref, svm,
-            target, res.cycle_index, device).to_dict() | {"n_core_genes": int(scores.core.sum()),
-                                 "clipped_share": clipped}
+            target, res.cycle_index, device, seed=seed).to_dict() | {
+                "n_core_genes": int(scores.core.sum()), "clipped_share": clipped}
         if "de_q" in scores:
             adata.uns["metrics"] |= core_versus_de(scores)
         adata.uns["metrics"]["warnings"] = result_warnings(data, adata.uns["metrics"])
