@@ -98,3 +98,39 @@ def test_single_token_block_is_full_attention_on_one_token():
     h = torch.randn(6, 1, 32)
     torch.testing.assert_close(single(h), full(h))
     assert sum(p.numel() for p in single.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_mlp_denoiser_relates_all_genes_and_is_conditioned():
+    from gemdiff.models.denoiser import MLPDenoiser, build_denoiser
+
+    cfg = DenoiserConfig(n_genes=10, n_classes=2, d_model=32, depth=2, mlp_ratio=2.0,
+                         architecture="mlp")
+    net = build_denoiser(cfg)
+    assert isinstance(net, MLPDenoiser) and net.null_class == 2
+    x, t, y = torch.randn(4, 10), torch.tensor([0, 10, 100, 999]), torch.tensor([0, 1, 0, 2])
+    assert torch.equal(net(x, t, y), torch.zeros(4, 10))  # starts by predicting zero
+    torch.nn.init.normal_(net.out.weight, std=0.1)
+    out = net(x, t, y)
+    x2 = x.clone()
+    x2[:, 0] += 1.0
+    assert (net(x2, t, y) - out)[:, 1:].abs().max() > 0  # gene 0 moves every other gene
+    assert not torch.allclose(net(x, t, torch.tensor([1, 0, 1, 0])), out)
+    assert not torch.allclose(net(x, t + 1, y), out)
+    with pytest.raises(GemdiffError, match="architecture='cnn' is not one of"):
+        DenoiserConfig(n_genes=10, n_classes=2, architecture="cnn")
+    # checkpoints written before the option load as transformers
+    old = {k: v for k, v in cfg.to_dict().items() if k != "architecture"}
+    assert isinstance(build_denoiser(DenoiserConfig(**old)), TransformerDenoiser)
+
+
+def test_an_mlp_model_trains_saves_and_samples(tmp_path):
+    import gemdiff
+
+    model = gemdiff.GEMDiff.from_config("synthetic", n_genes=12)
+    model.fit(max_steps=30, progress=False, overrides=[
+        "model.denoiser.architecture=mlp", "model.denoiser.d_model=32", "calibrate.rows=0"])
+    model.save(tmp_path / "m")
+    back = gemdiff.GEMDiff.load(tmp_path / "m")
+    assert back.settings["model"]["denoiser"]["architecture"] == "mlp"
+    synth = back.sample(n_per_class=5, sampler="dpm2", metrics=False, umap=False)
+    assert synth.shape == (10, 12)

@@ -33,11 +33,17 @@ from gemdiff.common.choices import check_choice
 
 Tokenization = Literal["gene", "patch", "single"]
 TokenWeights = Literal["shared", "own"]
+Architecture = Literal["transformer", "mlp"]
 
 
 @dataclass
 class DenoiserConfig:
-    """Arguments of :class:`TransformerDenoiser`; stored in checkpoints as a plain dict."""
+    """Arguments of :func:`build_denoiser`; stored in checkpoints as a plain dict.
+
+    ``architecture``: ``transformer`` (:class:`TransformerDenoiser`; tokenisation and token
+    weights apply) or ``mlp`` (:class:`MLPDenoiser`: ``depth`` residual blocks of width
+    ``d_model`` and hidden width ``mlp_ratio * d_model``; ``n_heads`` unused).
+    """
 
     n_genes: int
     n_classes: int  # 0 trains an unconditional model
@@ -49,8 +55,10 @@ class DenoiserConfig:
     tokenization: str = "patch"
     patch_size: int = 32
     token_weights: str = "shared"
+    architecture: str = "transformer"  # checkpoints written before it existed: transformer
 
     def __post_init__(self):
+        check_choice("architecture", self.architecture, Architecture)
         check_choice("tokenization", self.tokenization, Tokenization)
         check_choice("token_weights", self.token_weights, TokenWeights)
         if self.d_model % self.n_heads:
@@ -196,3 +204,64 @@ class TransformerDenoiser(nn.Module):
             h = block(h)
         eps = self.out(self.ln_out(h))  # (B, n_tokens, token_size)
         return eps.reshape(B, -1)[:, : c.n_genes]
+
+
+class ResidualBlock(nn.Module):
+    """x + mlp(ln(x) + cond): a pre-norm residual MLP block with the conditioning (timestep
+    and class) added to its input."""
+
+    def __init__(self, d: int, hidden: int, dropout: float):
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.cond = nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.SiLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, d))
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return h + self.mlp(self.ln(h) + self.cond(cond))
+
+
+class MLPDenoiser(nn.Module):
+    """eps_theta(x_t, t, y) as a residual MLP over all genes at once (the denoiser family of
+    TabDDPM): every layer reads every gene, so relating genes costs no attention, and a step
+    costs about ``2 * n_genes * d_model + depth * 2 * d_model * hidden`` multiply-adds a sample.
+    Timestep and class embeddings condition every block; class ``n_classes`` is the "no class"
+    of classifier-free guidance, as in :class:`TransformerDenoiser`."""
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = c = config
+        d = c.d_model
+        self.embed = nn.Linear(c.n_genes, d)
+        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
+        self.blocks = nn.ModuleList(ResidualBlock(d, int(d * c.mlp_ratio), c.dropout)
+                                    for _ in range(c.depth))
+        self.ln_out = nn.LayerNorm(d)
+        self.out = nn.Linear(d, c.n_genes)
+        nn.init.zeros_(self.out.weight)  # start by predicting zero, as the transformer does
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.n_classes
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict the noise in ``x`` (B, n_genes) at steps ``t`` (B,) for classes ``y`` (B,)."""
+        cond = self.time_mlp(timestep_embedding(t, self.config.d_model))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
+            cond = cond + self.class_emb(y)
+        cond = F.silu(cond)
+        h = self.embed(x)
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.out(self.ln_out(h))
+
+
+def build_denoiser(config: DenoiserConfig) -> nn.Module:
+    """The noise predictor of ``config.architecture``."""
+    return MLPDenoiser(config) if config.architecture == "mlp" else TransformerDenoiser(config)

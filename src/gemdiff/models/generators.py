@@ -19,7 +19,7 @@ from gemdiff.common.choices import check_choice
 from gemdiff.common.devices import autocast, check_precision, resolve_device
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.models.calibration import CalibrationOptions, calibrate
-from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
+from gemdiff.models.denoiser import DenoiserConfig, build_denoiser
 from gemdiff.models.diffusion import DiffusionOutput, GaussianDiffusion
 
 Sampler = Literal["ddpm", "ddim", "dpm2"]
@@ -153,7 +153,7 @@ class DiffusionGenerator(Generator):
 
     kind = "diffusion"
 
-    def __init__(self, denoiser: TransformerDenoiser, diffusion: GaussianDiffusion):
+    def __init__(self, denoiser: torch.nn.Module, diffusion: GaussianDiffusion):
         self.denoiser, self.diffusion = denoiser, diffusion
 
     def shape(self) -> tuple[int, int]:
@@ -272,7 +272,7 @@ class DiffusionGenerator(Generator):
     @classmethod
     def from_checkpoint(cls, section: dict[str, Any],
                         state: dict[str, torch.Tensor]) -> "DiffusionGenerator":
-        denoiser = TransformerDenoiser(DenoiserConfig(**section["denoiser"]))
+        denoiser = build_denoiser(DenoiserConfig(**section["denoiser"]))
         denoiser.load_state_dict(prefixed(state, "denoiser."))
         return cls(denoiser.eval(), GaussianDiffusion(**section["diffusion"]))
 

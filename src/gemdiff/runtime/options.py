@@ -46,6 +46,7 @@ class Calibrate(_Options):
 
 
 class Denoiser(_Options):
+    architecture: Literal["transformer", "mlp"] = "transformer"
     d_model: Positive = 128
     depth: Positive = 3
     n_heads: Positive = 4

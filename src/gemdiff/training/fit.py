@@ -156,11 +156,14 @@ def _build_trainer(cfg: DictConfig, model) -> tuple[L.Trainer, list[Any]]:
 
 
 def step_work(model, batch_size: int) -> float | None:
-    """Multiply-adds in the forward pass of one training batch through the transformer's
-    projections and MLPs (None for a model without a transformer denoiser)."""
+    """Multiply-adds in the forward pass of one training batch through the denoiser's
+    projections and MLPs (None for a model without a denoiser)."""
     c = getattr(getattr(model, "denoiser", None), "config", None)
     if c is None:
         return None
+    if c.architecture == "mlp":
+        return batch_size * (2 * c.n_genes + c.depth * (1 + 2 * c.mlp_ratio) * c.d_model) \
+            * c.d_model
     return batch_size * c.n_tokens * c.depth * (4 + 2 * c.mlp_ratio) * c.d_model ** 2
 
 

@@ -12,7 +12,7 @@ import torch
 
 from gemdiff.common import constants as K
 from gemdiff.common.errors import GemdiffError, TrainingDiverged
-from gemdiff.models.denoiser import DenoiserConfig, TransformerDenoiser
+from gemdiff.models.denoiser import DenoiserConfig, build_denoiser
 from gemdiff.models.diffusion import GaussianDiffusion
 from gemdiff.models.generators import DiffusionGenerator
 from gemdiff.training.checkpoint import add_section
@@ -82,7 +82,7 @@ class GEMDiffModule(L.LightningModule):
         denoiser = dict(denoiser)
         conditional = denoiser.pop("conditional", True)
         self.save_hyperparameters(ignore=["diffusion"])
-        self.denoiser = TransformerDenoiser(
+        self.denoiser = build_denoiser(
             DenoiserConfig(n_genes=n_genes, n_classes=n_classes if conditional else 0, **denoiser))
         self.diffusion = diffusion
         self.p_uncond = p_uncond if conditional else 0.0
