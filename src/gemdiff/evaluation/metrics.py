@@ -87,7 +87,7 @@ def fit_svm(x: np.ndarray, y: np.ndarray) -> SVC:
 # (benchmarks/README.md), and on bulk data (hundreds of samples) nothing changes.
 METRIC_ROWS = 1000
 # The classifier two-sample test reads data of more genes on the real samples' top principal
-# components: on 2,000 genes its trees took 100 s for 3,000 samples, on 50 components 3 s.
+# components: its trees on thousands of genes took minutes (benchmarks/README.md).
 C2ST_DIMS = 50
 
 
