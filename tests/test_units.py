@@ -62,6 +62,7 @@ def test_linear_fpkm_with_the_default_scale_trains_and_samples_in_its_units():
     assert model.settings["data"]["input_scale"] == "linear"
     assert model.training["data"]["input_scale_chosen"].startswith("inferred: values reach")
     synth = model.sample(n_per_class=20, sampler="ddim", ddim_steps=5, metrics=False, umap=False)
+    assert synth.uns["gemdiff"]["input_scale"] == "linear"  # the results say it too
     x = np.asarray(synth.X)
     # in the input's units: as high as the data go, never the 2^60 cap
     assert np.nanmax(x) < 20 * fpkm.max() and np.nanmax(x) > fpkm.max() / 20

@@ -350,6 +350,7 @@ class GEMDiff:
         m = self._trained()
         return {"command": command, "gemdiff_version": gemdiff.__version__, "model": m.kind,
                 "checkpoint": m.source, "n_genes": len(m.genes), "classes": list(m.classes),
+                "input_scale": m.preprocessor.input_scale,
                 **{k: v for k, v in options.items() if v is not None}}
 
     # ---- using -------------------------------------------------------------------------
