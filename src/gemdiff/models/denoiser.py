@@ -153,7 +153,31 @@ class TokenLinear(nn.Module):
         return torch.einsum("bni,nio->bno", x, self.weight) + self.bias
 
 
-class TransformerDenoiser(nn.Module):
+class _Conditioned(nn.Module):
+    """What the noise predictors share: the timestep MLP, the class embedding (index
+    ``n_classes`` is the "no class" of classifier-free guidance) and their sum."""
+
+    config: DenoiserConfig
+
+    def _build_conditioning(self, d: int, n_classes: int) -> None:
+        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.class_emb = nn.Embedding(n_classes + 1, d) if n_classes > 0 else None
+
+    @property
+    def null_class(self) -> int:
+        return self.config.n_classes
+
+    def condition(self, t: torch.Tensor, y: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """(B, d_model): the timestep embedding plus the class's (no class where ``y`` is None)."""
+        cond = self.time_mlp(timestep_embedding(t, self.config.d_model))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
+            cond = cond + self.class_emb(y)
+        return cond
+
+
+class TransformerDenoiser(_Conditioned):
     """eps_theta(x_t, t, y): genes -> tokens -> transformer -> genes.
 
     The timestep embedding and the class embedding are added to every token, next to the
@@ -170,8 +194,7 @@ class TransformerDenoiser(nn.Module):
         self.embed = TokenLinear(c.n_tokens, c.token_size, d) if own else \
             nn.Linear(c.token_size, d)
         self.pos = nn.Parameter(torch.randn(1, c.n_tokens, d) * 0.02)
-        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
+        self._build_conditioning(d, c.n_classes)
         self.blocks = nn.ModuleList(Block(d, c.n_heads, c.mlp_ratio, c.dropout, c.n_tokens)
                                     for _ in range(c.depth))
         self.ln_out = nn.LayerNorm(d)
@@ -180,10 +203,6 @@ class TransformerDenoiser(nn.Module):
         # Start by predicting zero noise: a stable beginning for diffusion training.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-
-    @property
-    def null_class(self) -> int:
-        return self.config.n_classes
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
@@ -194,12 +213,7 @@ class TransformerDenoiser(nn.Module):
         if self.pad:
             x = F.pad(x, (0, self.pad))
         h = self.embed(x.view(B, c.n_tokens, c.token_size)) + self.pos  # (B, n_tokens, d)
-        cond = self.time_mlp(timestep_embedding(t, c.d_model))  # (B, d)
-        if self.class_emb is not None:
-            if y is None:
-                y = torch.full((B,), self.null_class, dtype=torch.long, device=x.device)
-            cond = cond + self.class_emb(y)
-        h = h + cond[:, None, :]
+        h = h + self.condition(t, y, x)[:, None, :]
         for block in self.blocks:
             h = block(h)
         eps = self.out(self.ln_out(h))  # (B, n_tokens, token_size)
@@ -221,7 +235,7 @@ class ResidualBlock(nn.Module):
         return h + self.mlp(self.ln(h) + self.cond(cond))
 
 
-class MLPDenoiser(nn.Module):
+class MLPDenoiser(_Conditioned):
     """eps_theta(x_t, t, y) as a residual MLP over all genes at once (the denoiser family of
     TabDDPM): every layer reads every gene, so relating genes costs no attention, and a step
     costs about ``2 * n_genes * d_model + depth * 2 * d_model * hidden`` multiply-adds a sample.
@@ -233,8 +247,7 @@ class MLPDenoiser(nn.Module):
         self.config = c = config
         d = c.d_model
         self.embed = nn.Linear(c.n_genes, d)
-        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.class_emb = nn.Embedding(c.n_classes + 1, d) if c.n_classes > 0 else None
+        self._build_conditioning(d, c.n_classes)
         self.blocks = nn.ModuleList(ResidualBlock(d, int(d * c.mlp_ratio), c.dropout)
                                     for _ in range(c.depth))
         self.ln_out = nn.LayerNorm(d)
@@ -242,20 +255,11 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.out.weight)  # start by predicting zero, as the transformer does
         nn.init.zeros_(self.out.bias)
 
-    @property
-    def null_class(self) -> int:
-        return self.config.n_classes
-
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Predict the noise in ``x`` (B, n_genes) at steps ``t`` (B,) for classes ``y`` (B,)."""
-        cond = self.time_mlp(timestep_embedding(t, self.config.d_model))
-        if self.class_emb is not None:
-            if y is None:
-                y = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
-            cond = cond + self.class_emb(y)
-        cond = F.silu(cond)
+        cond = F.silu(self.condition(t, y, x))
         h = self.embed(x)
         for block in self.blocks:
             h = block(h, cond)
