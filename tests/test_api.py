@@ -225,7 +225,7 @@ def test_an_untrained_model_shows_its_data_and_options_are_checked_when_given():
     same = gemdiff.GEMDiff.from_dataframe(df, labels, genes=pd.Index(chosen), n_genes=None)
     assert same.genes == model.genes
     for bad, message in [({"input_scale": "fpkm"}, "option input_scale='fpkm': input should be "
-                                                   "'auto', 'log2' or 'linear'"),
+                                                   "'auto', 'log2', 'linear' or 'counts'"),
                          ({"test_size": 1.5}, "option test_size=1.5"),
                          ({"genes": "GENE01"}, "give a list of names"),
                          ({"genes": chosen, "n_genes": 3}, "one gene selection"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gemdiff.data.genesets import GeneSelection, split_gene_sets
@@ -42,8 +43,11 @@ def test_selection_modes(tmp_path):
     gmt = tmp_path / "s.gmt"
     gmt.write_text("\n".join(f"{k}\tdesc\t" + "\t".join(v) for k, v in SETS.items()))
     assert GeneSelection().select(GENES) == GENES
-    rand = GeneSelection(n_genes=10, seed=3).select(GENES)
-    assert len(rand) == 10 and rand == GeneSelection(n_genes=10, seed=3).select(GENES)
+    rand = GeneSelection(n_genes=10, select_by="random", seed=3).select(GENES)
+    assert len(rand) == 10 and rand == GeneSelection(n_genes=10, select_by="random",
+                                                     seed=3).select(GENES)
+    ranks = np.arange(len(GENES))[::-1]  # the last gene the most variable
+    assert GeneSelection(n_genes=3).select(GENES, ranks=ranks) == GENES[-3:]
     assert GeneSelection(genes=["G5", "G1"]).select(GENES) == ["G5", "G1"]
     assert GeneSelection(gmt=str(gmt), gene_set="S3").select(GENES) == GENES[90:95]
     sub = GeneSelection(gmt=str(gmt), gene_set="S2", subset_index=1, subset_size=16).select(GENES)
@@ -53,4 +57,4 @@ def test_selection_modes(tmp_path):
     with pytest.raises(InputError, match="no gene set 'S9'"):
         GeneSelection(gmt=str(gmt), gene_set="S9").select(GENES)
     with pytest.raises(InputError, match="n_genes=500"):
-        GeneSelection(n_genes=500).select(GENES)
+        GeneSelection(n_genes=500).select(GENES, ranks=np.arange(len(GENES)))

@@ -58,7 +58,7 @@ def test_global_scaling_keeps_relative_gene_ranges():
 def test_state_dict_is_plain_data():
     p = Preprocessor().fit(np.random.default_rng(0).normal(5, 1, (10, 3)))
     state = p.state_dict()
-    assert all(isinstance(v, (str, list, float)) for v in state.values())
+    assert all(isinstance(v, (str, list, float, type(None))) for v in state.values())
     q = Preprocessor.from_state_dict(state)
     np.testing.assert_array_equal(q.transform(np.ones((2, 3))), p.transform(np.ones((2, 3))))
 

@@ -44,7 +44,7 @@ def test_checkpoint_holds_everything_and_loads_without_pickle(trained_synthetic)
     assert "current_model_state" in raw  # raw weights next to the EMA weights in state_dict
     assert meta["classes"] == ["normal", "tumor"] and len(meta["genes"]) == 16
     assert set(meta["preprocessor"]) == {"input_scale", "nan_policy", "scaling", "lo", "hi",
-                                         "floor", "gene_floor", "zero_share"}
+                                         "floor", "gene_floor", "zero_share", "target_sum"}
     assert np.shape(meta["preprocessor"]["zero_share"]) == (2, 16)  # classes x genes
     assert meta["config"]["data"]["source"]["format"] == "synthetic"
     assert len(meta["train_ids"]) + len(meta["test_ids"]) == 400

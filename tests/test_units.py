@@ -21,8 +21,8 @@ LOG1P = np.log1p(RNG.poisson(20.0, (60, 200)) * 1.37)  # normalised, log1p: frac
 
 
 @pytest.mark.parametrize("values, scale", [
-    (LOG2, "log2"), (FPKM, "linear"), (COUNTS, "linear"), (LOG1P, "log2"),
-    (sparse.csr_matrix(COUNTS * (RNG.random(COUNTS.shape) < 0.1)), "linear"),
+    (LOG2, "log2"), (FPKM, "linear"), (COUNTS, "counts"), (LOG1P, "log2"),
+    (sparse.csr_matrix(COUNTS * (RNG.random(COUNTS.shape) < 0.1)), "counts"),
 ])
 def test_auto_infers_the_scale_and_says_why(values, scale):
     chosen, note, warnings = resolve_input_scale(values, "auto", "x.tsv")
@@ -47,7 +47,7 @@ def test_an_unlikely_declared_scale_is_kept_with_a_warning():
     scale, note, warnings = resolve_input_scale(small_counts, "log2", "x.tsv")
     assert (scale, note) == ("log2", "declared")
     assert len(warnings) == 1 and "whole number" in warnings[0]
-    assert "input_scale=linear" in warnings[0]
+    assert "input_scale=counts" in warnings[0]
     scale, _, warnings = resolve_input_scale(LOG1P, "linear", "x.tsv")
     assert scale == "linear" and "looks log2" in warnings[0]
 

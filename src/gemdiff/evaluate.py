@@ -50,6 +50,7 @@ def _scaled(gem, data):
     if missing:
         raise InputError(gem.source, f"lacks {len(missing)} of the real data's {data.n_genes} "
                                      f"genes, e.g. {missing[0]!r}")
+    # synthetic files are in the units the model writes (counts: normalised already)
     return data.preprocessor.transform(gem.take_genes(data.genes).values, gem.source)
 
 

@@ -31,12 +31,12 @@ log = logging.getLogger("gemdiff")
 MODEL_FILE = "model.ckpt"
 HISTORY_FILE = "loss.tsv"
 DATA_KEYS = ("genes", "n_genes", "gmt", "gene_set", "subset_size", "subset_index",
-             "exclusive_subsets", "input_scale", "nan_policy", "scaling", "constant_genes",
+             "exclusive_subsets", "select_by", "input_scale", "nan_policy", "scaling", "constant_genes",
              "classes", "test_size", "train_fraction", "permute_labels", "batch_size",
              "allow_single_sample_classes")
 SELECTION_KEYS = ("genes", "n_genes", "gene_set")  # one way of choosing genes at a time
 SELECTION_FIELDS = ("genes", "gmt", "gene_set", "subset_size", "subset_index",
-                    "exclusive_subsets", "n_genes")
+                    "exclusive_subsets", "n_genes", "select_by")
 
 
 def _checked_data_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -403,6 +403,7 @@ class GEMDiff:
             raise InputError(gem.source, f"lacks {len(missing)} of the model's "
                                          f"{len(model.genes)} genes, e.g. {missing[0]!r}")
         y = np.array([model.class_index(c, gem.source) for c in gem.labels], dtype=np.int64)
+        # in the units the model writes (for counts: already normalised, not normalised again)
         x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
         return dict(synthetic_result(data, x, y, seed, umap=False, bounded=False,
                                      device=device).uns["metrics"])
@@ -555,7 +556,7 @@ class GEMDiff:
             gem = gem.take_samples(rows)
         if not gem.samples:
             raise InputError(gem.source, "holds no samples")
-        x = model.preprocessor.transform(gem.take_genes(model.genes).values, gem.source)
+        x = model.preprocessor.transform_gem(gem, model.genes)
         if gem.labels is None:
             checks |= _called_target(model.data(), x, target, tgt)
             n = checks["unlabelled_called_target"]
@@ -566,7 +567,7 @@ class GEMDiff:
                     f"({checks['unlabelled_called_target_share']:.0%}) {target} already: give "
                     f"their labels (label_key= / samples_label_key=) to move only the {source} "
                     "samples")
-        seen = sorted(set(gem.samples) & set(model.data().train_ids))
+        seen = sorted(set(gem.samples) & set(model.data().all_train_ids))
         if seen:
             checks["samples_seen_in_training"] = seen
             checks["warnings"].append(

@@ -1,7 +1,10 @@
 """LightningDataModule: prepared GEM splits served as class-conditional batches.
 
-The training set is small (hundreds to thousands of rows), so it stays in memory as one tensor
-and batches are drawn by index from a seeded generator: no DataLoader workers, no collation.
+A bulk training set (hundreds to thousands of rows) stays in memory as one tensor; a large
+single-cell one stays sparse and each batch is scaled as it is drawn
+(:class:`~gemdiff.data.dataset.StreamedRows`). Batches are drawn by index from a seeded
+generator: no DataLoader workers, no collation. Under DDP each rank draws from its own share
+of the rows.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from gemdiff.common import constants as K
-from gemdiff.data.dataset import DataOptions, PreparedData, prepare_data, read_dataset
+from gemdiff.data.dataset import (DataOptions, PreparedData, StreamedRows, prepare_data,
+                                  read_dataset)
 from gemdiff.data.genesets import GeneSelection
 from gemdiff.data.io import GEM
 
 
-def _rank() -> int:
+def _rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def _private_generator() -> torch.Generator:
@@ -32,25 +36,36 @@ def _private_generator() -> torch.Generator:
 
 
 class RandomBatches(IterableDataset):
-    """An endless stream of batches drawn with replacement from in-memory tensors.
+    """An endless stream of batches drawn with replacement from the training rows.
 
-    Each process (DDP rank) draws from its own generator, seeded with ``seed`` and its rank,
-    so ranks see different batches while runs stay reproducible. ``start`` skips the batches
-    that steps before it drew: a resumed run sees the batches an uninterrupted one would.
+    ``x`` is a tensor, or :class:`~gemdiff.data.dataset.StreamedRows` scaled a batch at a time.
+    Each process (DDP rank) draws from its own shard of the rows (every ``world``-th row from
+    its rank on) with its own generator, seeded with ``seed`` and its rank, so ranks see
+    different samples while runs stay reproducible. ``start`` skips the batches that steps
+    before it drew: a resumed run sees the batches an uninterrupted one would.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 start: int = 0):
+    def __init__(self, x: torch.Tensor | StreamedRows, y: torch.Tensor, batch_size: int,
+                 seed: int, start: int = 0):
         self.x, self.y, self.batch_size, self.seed, self.start = x, y, batch_size, seed, start
 
+    def shard(self) -> torch.Tensor:
+        """The rows this process draws from."""
+        rank, world = _rank_and_world()
+        return torch.arange(rank, len(self.y), world)
+
     def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed * 1009 + _rank())
-        n = self.x.shape[0]
+        rank, _ = _rank_and_world()
+        gen = torch.Generator().manual_seed(self.seed * 1009 + rank)
+        rows = self.shard()
+        n = len(rows)
         for _ in range(self.start):
             torch.randint(n, (self.batch_size,), generator=gen)
         while True:
-            idx = torch.randint(n, (self.batch_size,), generator=gen)
-            yield {K.X: self.x[idx], K.Y: self.y[idx]}
+            idx = rows[torch.randint(n, (self.batch_size,), generator=gen)]
+            x = self.x[idx] if isinstance(self.x, torch.Tensor) else \
+                torch.from_numpy(self.x.scaled(idx.numpy()))
+            yield {K.X: x, K.Y: self.y[idx]}
 
 
 class GEMDataModule(L.LightningDataModule):
@@ -64,7 +79,7 @@ class GEMDataModule(L.LightningDataModule):
     matrix, test_matrix
         The matrix itself (and a test matrix), given in memory instead of read from
         ``source`` (the Python API).
-    genes, gmt, gene_set, subset_size, subset_index, exclusive_subsets, n_genes
+    genes, gmt, gene_set, subset_size, subset_index, exclusive_subsets, n_genes, select_by
         Gene selection (:class:`~gemdiff.data.genesets.GeneSelection`).
     classes
         Keep only these classes.
@@ -92,6 +107,7 @@ class GEMDataModule(L.LightningDataModule):
         subset_index: int | None = None,
         exclusive_subsets: bool = False,
         n_genes: int | None = None,
+        select_by: str = "variable",
         classes: Sequence[str] | None = None,
         test_size: float = 0.33,
         train_fraction: float = 1.0,
@@ -110,7 +126,8 @@ class GEMDataModule(L.LightningDataModule):
         self.selection = GeneSelection(
             genes=None if genes is None else list(genes), gmt=gmt, gene_set=gene_set,
             subset_size=subset_size, subset_index=subset_index,
-            exclusive_subsets=exclusive_subsets, n_genes=n_genes, seed=seed)
+            exclusive_subsets=exclusive_subsets, n_genes=n_genes, select_by=select_by,
+            seed=seed)
         self.options = DataOptions(
             input_scale=input_scale, nan_policy=nan_policy, scaling=scaling,
             constant_genes=constant_genes, classes=None if classes is None else tuple(classes),
@@ -133,8 +150,11 @@ class GEMDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         data = self.prepare()
-        self.x_train = torch.from_numpy(data.x_train)
-        self.y_train = torch.from_numpy(data.y_train)
+        if data.stream is None:
+            self.x_train = torch.from_numpy(data.x_train)
+            self.y_train = torch.from_numpy(data.y_train)
+        else:
+            self.x_train, self.y_train = data.stream, torch.from_numpy(data.stream.labels)
         self.x_test = torch.from_numpy(data.x_test)
         self.y_test = torch.from_numpy(data.y_test)
 

@@ -13,15 +13,21 @@ import numpy as np
 
 from gemdiff.common.choices import check_choice
 from gemdiff.common.errors import GemdiffError, InputError
-from gemdiff.data.genesets import GeneSelection
-from gemdiff.data.io import GEM, read_gemdiff, read_h5ad, read_rnaseqdb
+from gemdiff.data.genesets import GeneSelection, dispersion_ranks
+from gemdiff.data.io import GEM, dense, read_gemdiff, read_h5ad, read_rnaseqdb
 from gemdiff.data.preprocess import (ConstantGenes, DeclaredScale, NanPolicy, Preprocessor,
                                      Scaling, resolve_input_scale)
 from gemdiff.data.preprocess import constant_genes as constant_genes_mask
 from gemdiff.data.preprocess import missing_genes
+from gemdiff.data.rows import column_moments
 from gemdiff.data.synthetic import simulate_gem
 
 FORMATS = ("synthetic", "gemdiff", "rnaseqdb", "h5ad", "memory")
+# A sparse or on-disk training set of more samples than this is streamed: its chosen genes stay
+# sparse and are scaled a batch at a time, while everything that reads the data as a whole
+# (calibration, maps, metrics, the checkpoint) reads a seeded draw of this many samples of
+# each split.
+REFERENCE_ROWS = 10_000
 
 
 def read_dataset(source: Mapping[str, Any]) -> tuple[GEM, GEM | None]:
@@ -46,7 +52,7 @@ def read_dataset(source: Mapping[str, Any]) -> tuple[GEM, GEM | None]:
             return read_rnaseqdb(source["files"]), None
         if fmt == "h5ad":
             return read_h5ad(source["path"], source.get("label_key", "label"),
-                             source.get("layer")), None
+                             source.get("layer"), source.get("backed")), None
     except KeyError as err:
         raise GemdiffError(f"data.source (format {fmt}) needs the key {err.args[0]!r}") from None
     except TypeError as err:
@@ -110,6 +116,24 @@ class DataOptions:
 
 
 @dataclass
+class StreamedRows:
+    """Every training sample of a streamed set: the chosen genes in the input's units (counts
+    normalised), sparse, scaled a batch at a time."""
+
+    values: Any  # (n_train, n_genes) float32 CSR
+    labels: np.ndarray  # (n_train,) int64 class index
+    ids: list[str]
+    preprocessor: Preprocessor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def scaled(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n_genes) float32 in the model's scale."""
+        return self.preprocessor.transform(self.values[rows].toarray().astype(np.float64))
+
+
+@dataclass
 class PreparedData:
     """Model-ready data: scaled float32 arrays, integer labels and the fitted state."""
 
@@ -127,16 +151,26 @@ class PreparedData:
     # units; empty where the data were rebuilt from a checkpoint.
     scale_note: str = ""
     scale_warnings: list[str] = field(default_factory=list)
+    # Every training sample where x_train holds a draw of them (streamed data); None: x_train
+    # holds them all.
+    stream: "StreamedRows | None" = None
 
     @property
     def n_genes(self) -> int:
         return len(self.genes)
 
+    @property
+    def all_train_ids(self) -> list[str]:
+        return self.train_ids if self.stream is None else self.stream.ids
+
     def summary(self) -> dict:
         count = lambda y: {c: int((y == i).sum()) for i, c in enumerate(self.classes)}  # noqa: E731
         out = {"n_genes": self.n_genes, "classes": self.classes,
-               "train": count(self.y_train), "test": count(self.y_test),
-               "input_scale": self.preprocessor.input_scale}
+               "train": count(self.y_train if self.stream is None else self.stream.labels),
+               "test": count(self.y_test), "input_scale": self.preprocessor.input_scale}
+        if self.stream is not None:
+            out["streamed"] = {"train_samples": len(self.stream),
+                               "reference_samples": len(self.y_train)}
         if self.scale_note:
             out["input_scale_chosen"] = self.scale_note
         warnings = [*self.scale_warnings, *small_class_warnings(out)]
@@ -156,16 +190,22 @@ def prepare_data(train: GEM, test: GEM | None = None, selection: GeneSelection |
         warnings += resolve_input_scale(test.values, scale, test.source)[2]
     options = replace(options, input_scale=scale)
     train, test = restrict_classes(train, options.classes), restrict_classes(test, options.classes)
+    if scale == "counts":  # library sizes over all genes, before any is left out
+        train = train.normalized()
+        test = None if test is None else test.normalized(train.meta["target_sum"])
     if options.permute_labels:
         rng = np.random.default_rng([options.seed, 7])
         train = train.with_labels(rng.permutation(train.labels))
         test = None if test is None else test.with_labels(rng.permutation(test.labels))
     genes = choose_genes(train, test, selection or GeneSelection(), options)
-    train = train.take_genes(genes)
-    test = None if test is None else test.take_genes(genes)
+    streamed = not isinstance(train.values, np.ndarray) and len(train.samples) > REFERENCE_ROWS
+    target_sum = train.meta.get("target_sum")
+    train = train.take_genes(genes, sparse=streamed)
+    test = None if test is None else test.take_genes(genes, sparse=streamed)
     train, test = split(train, test, options)
-    return replace(fit_preprocessing(train, test, options), scale_note=note,
-                   scale_warnings=warnings)
+    data = fit_preprocessing(train, test, options, streamed)
+    data.preprocessor.target_sum = target_sum
+    return replace(data, scale_note=note, scale_warnings=warnings)
 
 
 def restrict_classes(gem: GEM | None, classes: Sequence[str] | None) -> GEM | None:
@@ -186,7 +226,11 @@ def choose_genes(train: GEM, test: GEM | None, selection: GeneSelection,
     present in the test matrix, and with ``nan_policy=drop`` without missing cells."""
     flat = constant_genes_mask(train.values, options.input_scale, train.source)
     constant = {g for g, c in zip(train.genes, flat, strict=True) if c}
-    genes = selection.select(train.genes, source=train.source, constant=constant)
+    ranks = None
+    if selection.mode == "variable":  # dispersion of linear (normalised) expression
+        linear = np.exp2 if options.input_scale == "log2" else None
+        ranks = dispersion_ranks(*column_moments(train.values, linear, train.row_scale))
+    genes = selection.select(train.genes, source=train.source, constant=constant, ranks=ranks)
     flat_chosen = [g for g in genes if g in constant]
     if flat_chosen and options.constant_genes == "error":
         raise InputError(train.source, f"{len(flat_chosen)} chosen gene(s) have the same value in "
@@ -203,9 +247,9 @@ def choose_genes(train: GEM, test: GEM | None, selection: GeneSelection,
             raise InputError(test.source, f"lacks {len(absent)} gene(s) of the training matrix, "
                                           f"e.g. {absent[0]!r}")
     if options.nan_policy == "drop":
-        bad = missing_genes(train.take_genes(genes).values)
+        bad = missing_genes(train.take_genes(genes, sparse=True).values)
         if test is not None:
-            bad |= missing_genes(test.take_genes(genes).values)
+            bad |= missing_genes(test.take_genes(genes, sparse=True).values)
         genes = [g for g, b in zip(genes, bad, strict=True) if not b]
         if not genes:
             raise InputError(train.source, "every selected gene has a missing value, so "
@@ -289,26 +333,48 @@ def _subsample_per_class(labels: np.ndarray, fraction: float, seed: int) -> np.n
     return np.sort(np.concatenate(keep))
 
 
-def fit_preprocessing(train: GEM, test: GEM, options: DataOptions) -> PreparedData:
-    """Fit the preprocessing on the training split and scale both splits."""
+def fit_preprocessing(train: GEM, test: GEM, options: DataOptions,
+                      streamed: bool = False) -> PreparedData:
+    """Fit the preprocessing on the training split and scale both splits. ``streamed``: both
+    hold sparse values; the preprocessing is fitted on, and ``x_train``/``x_test`` hold, a
+    seeded draw of ``REFERENCE_ROWS`` samples of each, and every training sample is kept in
+    ``stream``."""
     classes = train.classes
     index = {c: i for i, c in enumerate(classes)}
-    y_train = np.array([index[c] for c in train.labels], dtype=np.int64)
+    labels = lambda gem: np.array([index[c] for c in gem.labels], dtype=np.int64)  # noqa: E731
+    stream = None
+    if streamed:
+        stream = StreamedRows(train.values, labels(train), list(train.samples), None)
+        train = _reference(train, options.seed)
+        test = _reference(test, options.seed + 1)
+    y_train = labels(train)
     prep = Preprocessor(input_scale=options.input_scale, nan_policy=options.nan_policy,
                         scaling=options.scaling)
-    prep.fit(train.values, source=train.source, labels=y_train)
+    prep.fit(dense(train.values), source=train.source, labels=y_train)
+    if stream is not None:
+        stream.preprocessor = prep
     return PreparedData(
         genes=list(train.genes),
         classes=classes,
         preprocessor=prep,
-        x_train=prep.transform(train.values, train.source),
+        x_train=prep.transform(dense(train.values), train.source),
         y_train=y_train,
-        x_test=prep.transform(test.values, test.source),
-        y_test=np.array([index[c] for c in test.labels], dtype=np.int64),
+        x_test=prep.transform(dense(test.values), test.source),
+        y_test=labels(test),
         train_ids=list(train.samples),
         test_ids=list(test.samples),
         source=train.source,
+        stream=stream,
     )
+
+
+def _reference(gem: GEM, seed: int) -> GEM:
+    """A seeded draw of at most ``REFERENCE_ROWS`` samples (in their order), densified."""
+    n = len(gem.samples)
+    rows = np.arange(n) if n <= REFERENCE_ROWS else np.sort(
+        np.random.default_rng([seed, 11]).choice(n, REFERENCE_ROWS, replace=False))
+    part = gem.take_samples(rows)
+    return replace(part, values=dense(part.values))
 
 
 def rebuild_split(

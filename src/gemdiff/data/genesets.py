@@ -1,14 +1,53 @@
-"""Choosing the genes to train on: all, N random, a list, a gene set or a subset of one."""
+"""Choosing the genes to train on: all, the N most variable or N random, a list, a gene set or a
+subset of one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection, Sequence
+from typing import Collection, Literal, Sequence
 
 import numpy as np
 
+from gemdiff.common.choices import check_choice
 from gemdiff.data.io import read_gmt
 from gemdiff.common.errors import GemdiffError, InputError
+
+
+SelectBy = Literal["variable", "random"]
+N_BINS = 20
+
+
+def dispersion_ranks(mean: np.ndarray, var: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Per gene, its rank by normalised dispersion (0: the most variable), the ``seurat``
+    flavour of scanpy's ``highly_variable_genes``.
+
+    ``mean`` and ``var`` are each gene's mean and variance of linear (normalised) expression.
+    The dispersion is log(var / mean); genes are put in ``n_bins`` equal-width bins of
+    log(1 + mean), and a gene's dispersion is taken relative to its bin's (minus the bin's mean
+    dispersion, over its standard deviation; 1 where it is alone in its bin), so that genes are
+    not chosen only for being highly expressed. Genes without dispersion rank last.
+    """
+    mean = np.where(np.asarray(mean, dtype=np.float64) == 0, 1e-12, mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disp = np.asarray(var, dtype=np.float64) / mean
+        disp = np.log(np.where(disp == 0, np.nan, disp))
+    level = np.log1p(mean)
+    edges = np.linspace(level.min(), level.max(), n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, level, side="left") - 1, 0, n_bins - 1)
+    norm = np.full(len(mean), np.nan)
+    for b in np.unique(bins):
+        rows = np.flatnonzero(bins == b)
+        d = disp[rows]
+        ok = np.isfinite(d)
+        if ok.sum() == 1:
+            norm[rows[ok]] = 1.0  # alone in its bin
+        elif ok.sum() > 1:
+            norm[rows[ok]] = (d[ok] - d[ok].mean()) / d[ok].std(ddof=1)
+    key = np.where(np.isfinite(norm), -norm, np.inf)
+    order = np.argsort(key, kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
 
 
 @dataclass(frozen=True)
@@ -69,8 +108,9 @@ class GeneSelection:
     subset_size, subset_index, exclusive_subsets
         With ``gene_set``: split the library (see :func:`split_gene_sets`) and keep subset
         ``subset_index`` of the set.
-    n_genes, seed
-        Keep ``n_genes`` genes drawn at random (seeded) from all genes.
+    n_genes, select_by, seed
+        Keep ``n_genes`` genes: the most variable (``select_by="variable"``, ranked by
+        :func:`dispersion_ranks`) or drawn at random (``"random"``, seeded).
     """
 
     genes: Sequence[str] | None = None
@@ -80,9 +120,11 @@ class GeneSelection:
     subset_index: int | None = None
     exclusive_subsets: bool = False
     n_genes: int | None = None
+    select_by: str = "variable"
     seed: int = 0
 
     def __post_init__(self):
+        check_choice("select_by", self.select_by, SelectBy)
         given = [k for k, v in (("genes", self.genes), ("gene_set", self.gene_set),
                                 ("n_genes", self.n_genes)) if v is not None]
         if len(given) > 1:
@@ -98,19 +140,33 @@ class GeneSelection:
             return "list"
         if self.gene_set is not None:
             return "subset" if self.subset_index is not None else "gene_set"
-        return "random" if self.n_genes is not None else "all"
+        if self.n_genes is None:
+            return "all"
+        return self.select_by
 
     def select(self, available: Sequence[str], source: str = "",
-               constant: Collection[str] = ()) -> list[str]:
+               constant: Collection[str] = (), ranks: np.ndarray | None = None) -> list[str]:
         """Return the chosen genes, in the order of ``available`` for sets and lists.
 
-        Random genes and gene-set members are drawn among the genes not in ``constant`` (genes
-        with one value in every sample carry nothing to learn); an explicit list or all genes
-        are returned as asked, for the caller to judge.
+        Variable and random genes and gene-set members are drawn among the genes not in
+        ``constant`` (genes with one value in every sample carry nothing to learn); an explicit
+        list or all genes are returned as asked, for the caller to judge. ``ranks`` (per gene
+        of ``available``, 0 the most variable) is needed by ``select_by="variable"``.
         """
         mode = self.mode
         if mode == "all":
             return list(available)
+        if mode == "variable":
+            if ranks is None:
+                raise GemdiffError("select_by='variable' needs the genes' dispersion ranks")
+            skip = set(constant)
+            order = [available[i] for i in np.argsort(ranks, kind="stable")
+                     if available[i] not in skip]
+            if not 1 <= self.n_genes <= len(order):
+                raise InputError(source or None, f"n_genes={self.n_genes} but the matrix has "
+                                                 f"{len(order)} genes that vary")
+            chosen = set(order[:self.n_genes])
+            return [g for g in available if g in chosen]
         if constant and mode != "list":
             skip = set(constant)
             available = [g for g in available if g not in skip]

@@ -28,9 +28,10 @@ class GEM:
     Attributes
     ----------
     values
-        (n_samples, n_genes) in the input's units; NaN marks a missing cell. float64, or a
-        scipy sparse matrix as read from AnnData: :meth:`take_genes` returns dense float64 of
-        the chosen genes only, so a wide sparse matrix is never densified whole.
+        (n_samples, n_genes) in the input's units; NaN marks a missing cell. float64, a scipy
+        sparse matrix as read from AnnData, or :class:`~gemdiff.data.rows.BackedRows` (an
+        AnnData on disk): :meth:`take_genes` reads the chosen genes only, so a wide sparse
+        matrix is never densified whole.
     samples, genes
         Row and column names, unique.
     labels
@@ -38,6 +39,9 @@ class GEM:
         without labels (new samples to perturb).
     source
         Where the matrix came from, for messages.
+    row_scale
+        Per sample, a factor its values are multiplied by when genes are taken (library-size
+        normalisation of counts, :meth:`normalized`); None: none.
     """
 
     values: Any
@@ -46,6 +50,7 @@ class GEM:
     labels: np.ndarray | None
     source: str = ""
     meta: dict = field(default_factory=dict)
+    row_scale: np.ndarray | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -57,17 +62,44 @@ class GEM:
         names, counts = np.unique(self.labels, return_counts=True)
         return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
-    def take_genes(self, genes: Sequence[str]) -> "GEM":
-        """The matrix of ``genes`` only, as dense float64."""
+    def take_genes(self, genes: Sequence[str], sparse: bool = False) -> "GEM":
+        """The matrix of ``genes`` only, as dense float64 (``sparse``: as a float32 CSR
+        matrix, read a block of rows at a time), rows multiplied by :attr:`row_scale`."""
+        from gemdiff.data.rows import take_columns
+
         index = {g: i for i, g in enumerate(self.genes)}
         cols = [index[g] for g in genes]
-        return GEM(dense(self.values[:, cols]), list(self.samples), list(genes), self.labels,
-                   self.source, dict(self.meta))
+        if sparse:
+            values = take_columns(self.values, cols, self.row_scale)
+        else:
+            values = dense(self.values[:, cols])
+            if self.row_scale is not None:
+                values *= self.row_scale[:, None]
+        return GEM(values, list(self.samples), list(genes), self.labels, self.source,
+                   dict(self.meta))
 
     def take_samples(self, rows: np.ndarray) -> "GEM":
         labels = None if self.labels is None else self.labels[rows]
+        scale = None if self.row_scale is None else self.row_scale[rows]
         return GEM(self.values[rows], [self.samples[i] for i in rows], list(self.genes),
-                   labels, self.source, dict(self.meta))
+                   labels, self.source, dict(self.meta), scale)
+
+    def normalized(self, target_sum: float | None = None) -> "GEM":
+        """Counts scaled, sample by sample, to ``target_sum`` over all genes (scanpy's
+        ``normalize_total``; None: the median of the samples' totals, kept in
+        ``meta["target_sum"]``), applied as genes are taken. A sample without counts is an
+        error naming it."""
+        from gemdiff.data.rows import row_sums
+
+        totals = row_sums(self.values)
+        empty = np.flatnonzero(~(totals > 0))
+        if len(empty):
+            raise InputError(self.source or None, f"sample {self.samples[empty[0]]!r} has no "
+                                                  f"counts in any gene ({len(empty)} such); "
+                                                  "remove such samples first")
+        target = float(np.median(totals)) if target_sum is None else float(target_sum)
+        return GEM(self.values, list(self.samples), list(self.genes), self.labels, self.source,
+                   dict(self.meta) | {"target_sum": target}, target / totals)
 
     def to_anndata(self, label_key: str = "label"):
         """The matrix as AnnData: ``X`` the values, ``obs[label_key]`` the labels."""
@@ -81,7 +113,7 @@ class GEM:
 
     def with_labels(self, labels: np.ndarray) -> "GEM":
         return GEM(self.values, list(self.samples), list(self.genes), np.asarray(labels),
-                   self.source, dict(self.meta))
+                   self.source, dict(self.meta), self.row_scale)
 
 
 def dense(values) -> np.ndarray:
@@ -386,13 +418,15 @@ def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM
 
 
 def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
-                     source: str = "AnnData") -> GEM:
+                     source: str = "AnnData", matrix=None) -> GEM:
     """The matrix of an AnnData (``X`` or ``layers[layer]``, samples x genes, dense or sparse,
-    kept as it is) with labels from ``obs[label_key]`` (None: no labels)."""
+    kept as it is; ``matrix`` instead where given: one on disk) with labels from
+    ``obs[label_key]`` (None: no labels)."""
     if layer is not None and layer not in adata.layers:
         raise InputError(source, f"has no layer {layer!r}; its layers are "
                                  f"{list(adata.layers) or 'none'}")
     x = adata.X if layer is None else adata.layers[layer]
+    x = x if matrix is None else matrix
     if x is None:
         raise InputError(source, "has no expression matrix (X is empty)")
     samples, genes = list(map(str, adata.obs_names)), list(map(str, adata.var_names))
@@ -403,13 +437,14 @@ def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
                                      f"(adata.{fix}_names_make_unique() renames the repeats)")
     from scipy import sparse
 
-    if not sparse.issparse(x):  # an AnnData view's array has toarray() too
-        x = np.asarray(x, dtype=np.float64)
-    stored = x.data if sparse.issparse(x) else x
-    if not np.issubdtype(stored.dtype, np.number):
-        raise InputError(source, f"holds non-numeric values ({stored.dtype})")
-    if np.isinf(stored).any():
-        raise InputError(source, "holds infinite values")
+    if matrix is None:  # in memory: checked whole (a matrix on disk is checked as it is read)
+        if not sparse.issparse(x):  # an AnnData view's array has toarray() too
+            x = np.asarray(x, dtype=np.float64)
+        stored = x.data if sparse.issparse(x) else x
+        if not np.issubdtype(stored.dtype, np.number):
+            raise InputError(source, f"holds non-numeric values ({stored.dtype})")
+        if np.isinf(stored).any():
+            raise InputError(source, "holds infinite values")
     labels = None
     if label_key is not None:
         if label_key not in adata.obs.columns:
@@ -450,16 +485,35 @@ def gem_from_dataframe(df: pd.DataFrame, labels: pd.Series | None = None,
     return GEM(values, samples, genes, y, source=source)
 
 
-def read_h5ad(path: str | Path, label_key: str | None, layer: str | None = None) -> GEM:
-    """Read an AnnData file; labels from ``obs[label_key]``, values from ``X`` or a layer."""
+# AnnData files larger than this are opened backed: X stays on disk and is read in blocks.
+BACKED_BYTES = 1 << 30
+
+
+def read_h5ad(path: str | Path, label_key: str | None, layer: str | None = None,
+              backed: bool | None = None) -> GEM:
+    """Read an AnnData file; labels from ``obs[label_key]``, values from ``X`` or a layer.
+
+    ``backed`` (None: for files over 1 GiB) leaves ``X`` on disk: the matrix is read a block of
+    rows at a time and only the chosen genes are loaded (a layer is always read whole).
+    """
     import anndata
 
+    from gemdiff.data.rows import BackedRows
+
     path = check_file(path)
+    if backed is None:
+        backed = path.stat().st_size > BACKED_BYTES and layer is None
     try:
-        adata = anndata.read_h5ad(path)
+        adata = anndata.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # h5py raises many types for a file that is not HDF5
         raise InputError(path, f"cannot be read as .h5ad ({type(err).__name__}: {err})") from None
-    return gem_from_anndata(adata, label_key, layer, source=str(path))
+    if not backed:
+        return gem_from_anndata(adata, label_key, layer, source=str(path))
+    dtype = adata.X.dtype
+    if not np.issubdtype(dtype, np.number):
+        raise InputError(path, f"holds non-numeric values ({dtype})")
+    shell = anndata.AnnData(obs=adata.obs, var=adata.var)  # names and labels, no matrix
+    return gem_from_anndata(shell, label_key, source=str(path), matrix=BackedRows(adata.X))
 
 
 def read_samples(path: str | Path, labels: str | Path | None = None,

@@ -19,10 +19,11 @@ class Data(BaseModel):
     test_size: Annotated[float, Field(gt=0, lt=1)] = 0.33
     train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
     n_genes: Optional[Positive] = None
+    select_by: Literal["variable", "random"] = "variable"
     subset_size: Positive = 16
     subset_index: Optional[Count] = None
     batch_size: Positive = 64
-    input_scale: Literal["auto", "log2", "linear"] = "auto"
+    input_scale: Literal["auto", "log2", "linear", "counts"] = "auto"
     nan_policy: Literal["replace", "drop"] = "replace"
     scaling: Literal["global", "per_gene"] = "global"
     constant_genes: Literal["error", "drop"] = "error"

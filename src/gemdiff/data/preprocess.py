@@ -1,4 +1,9 @@
-"""log2(n + 1) transform, missing values and min-max scaling to [-1, 1].
+"""Library sizes, log2(n + 1) transform, missing values and min-max scaling to [-1, 1].
+
+Counts (``input_scale="counts"``) are first scaled, sample by sample, to the same total over
+all genes (the training samples' median total; scanpy's ``normalize_total``), then go on as
+linear expression: log2(n + 1) is scanpy's ``log1p`` in base 2. Files written for counts hold
+these normalised counts.
 
 The model works on ``scaled`` values. Every file the package writes goes back through
 :meth:`Preprocessor.inverse_transform` to the input's own units.
@@ -22,8 +27,8 @@ from gemdiff.common.choices import check_choice
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.data.io import dense
 
-InputScale = Literal["log2", "linear"]
-DeclaredScale = Literal["auto", "log2", "linear"]  # what a user may set: auto infers one
+InputScale = Literal["log2", "linear", "counts"]
+DeclaredScale = Literal["auto", "log2", "linear", "counts"]  # what a user may set: auto infers
 NanPolicy = Literal["replace", "drop"]
 Scaling = Literal["global", "per_gene"]
 ConstantGenes = Literal["error", "drop"]
@@ -32,7 +37,8 @@ ConstantGenes = Literal["error", "drop"]
 def to_log2p1(values: np.ndarray, input_scale: InputScale, source: str = "") -> np.ndarray:
     """Map input values to log2(n + 1), with missing cells taken as unexpressed (0).
 
-    ``log2``: values are log2(n) (the GEMDiff example), so n = 2**x; ``linear``: values are n.
+    ``log2``: values are log2(n) (the GEMDiff example), so n = 2**x; ``linear`` and
+    ``counts`` (already normalised, :meth:`~gemdiff.data.io.GEM.normalized`): values are n.
     """
     check_choice("input_scale", input_scale, InputScale)
     if input_scale == "log2":
@@ -40,8 +46,9 @@ def to_log2p1(values: np.ndarray, input_scale: InputScale, source: str = "") -> 
     else:
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() < 0:
-            raise InputError(source or None, "has negative values but input_scale='linear' "
-                                             "expects FPKM/TPM/counts; use input_scale='log2'")
+            raise InputError(source or None, f"has negative values but input_scale="
+                                             f"'{input_scale}' expects FPKM/TPM/counts; use "
+                                             "input_scale='log2'")
         n = values
     return np.log2(np.nan_to_num(n, nan=0.0) + 1.0)
 
@@ -67,6 +74,10 @@ class ScaleEvidence:
     @classmethod
     def of(cls, values) -> "ScaleEvidence | None":
         """From a dense or scipy sparse matrix; None when it holds no finite non-zero value."""
+        from gemdiff.data.rows import BackedRows, row_blocks
+
+        if isinstance(values, BackedRows):  # a matrix on disk: judged by its first rows
+            values = next(row_blocks(values))[1]
         raw = values.data if hasattr(values, "tocsr") else np.asarray(values)
         v = np.asarray(raw, dtype=np.float64).ravel()
         v = v[np.isfinite(v)]
@@ -87,10 +98,10 @@ class ScaleEvidence:
         """The scale these values are in (None: no telling) and why, in a few words."""
         if self.minimum < 0:
             return "log2", "it has negative values"
+        if self.whole:
+            return "counts", "every value is a whole number, as read counts are"
         if self.maximum > LOG2_MAX:
             return "linear", f"values reach {self.maximum:.4g}, beyond any log2 expression"
-        if self.whole:
-            return "linear", "every value is a whole number, as read counts are"
         if self.skew < LOG_SKEW:
             return "log2", (f"values are fractional, at most {self.maximum:.3g} and within "
                             f"{self.skew:.2g}-fold of their median, as log-scale data are")
@@ -124,11 +135,14 @@ def resolve_input_scale(values, declared: str, source: str = "") -> tuple[str, s
                                          "log2 expression (2^30 is a billion): it looks like "
                                          "linear FPKM/TPM/counts; set data.input_scale=linear "
                                          "or auto")
-    if declared == "linear" and evidence.minimum < 0:
-        raise InputError(source or None, "has negative values but input_scale='linear' expects "
-                                         "FPKM/TPM/counts; set data.input_scale=log2 or auto")
+    if declared in ("linear", "counts") and evidence.minimum < 0:
+        raise InputError(source or None, f"has negative values but input_scale='{declared}' "
+                                         "expects FPKM/TPM/counts; set data.input_scale=log2 "
+                                         "or auto")
     warnings = []
-    if inferred is not None and inferred != declared:
+    linear = {"linear", "counts"}
+    if inferred is not None and inferred != declared and not (
+            declared == "counts" and inferred in linear):  # normalising TPM again does no harm
         warnings.append(f"{source or 'the data'} is declared input_scale={declared} but looks "
                         f"{inferred} ({why}); if it is, set data.input_scale={inferred} or auto")
     return declared, "declared", warnings
@@ -140,7 +154,7 @@ def from_log2p1(values: np.ndarray, input_scale: InputScale) -> np.ndarray:
     Values are capped at 2**60 (no expression is that high) so that nothing overflows to inf.
     """
     n = np.clip(np.exp2(np.clip(values, None, 60.0)) - 1.0, 0.0, None)
-    if input_scale == "linear":
+    if input_scale != "log2":
         return n
     with np.errstate(divide="ignore"):
         out = np.log2(n)
@@ -176,6 +190,8 @@ class Preprocessor:
     # gene is unexpressed. Generated samples of a class are given the same share of zeros
     # (see snap_unexpressed). Empty when fitted without labels and in older checkpoints.
     zero_share: list[list[float]] = field(default_factory=list)
+    # Counts: the total every sample is scaled to over all its genes before log2(n + 1).
+    target_sum: float | None = None
 
     def __post_init__(self):
         check_choice("input_scale", self.input_scale, InputScale)
@@ -211,6 +227,13 @@ class Preprocessor:
         lo, span = self._range()
         v = to_log2p1(values, self.input_scale, source)
         return (2.0 * (v - lo) / span - 1.0).astype(np.float32)
+
+    def transform_gem(self, gem, genes) -> np.ndarray:
+        """The scaled values of ``genes`` of a matrix in the input's units (counts scaled to
+        :attr:`target_sum` over all of the matrix's genes first)."""
+        if self.input_scale == "counts":
+            gem = gem.normalized(self.target_sum)
+        return self.transform(gem.take_genes(genes).values, gem.source)
 
     def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
         """[-1, 1] -> input units (float64)."""
@@ -322,19 +345,27 @@ def zero_shares(v: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def constant_genes(values: np.ndarray, input_scale: InputScale, source: str = "",
+def constant_genes(values, input_scale: InputScale, source: str = "",
                    chunk: int = 2048) -> np.ndarray:
     """Boolean mask of genes with one value in every sample, missing cells counting as
     unexpressed (so a gene with no value at all is constant). Works through the columns in
-    chunks, of a dense or scipy sparse matrix: a whole-transcriptome matrix is never copied
-    whole."""
+    chunks, of a dense or scipy sparse matrix, or through the rows of one on disk: a
+    whole-transcriptome matrix is never copied whole."""
+    from gemdiff.data.rows import BackedRows, row_blocks
+
+    if isinstance(values, BackedRows):
+        lo, hi = np.full(values.shape[1], np.inf), np.full(values.shape[1], -np.inf)
+        for _, block in row_blocks(values):
+            a, b = _log2p1_extremes(block, input_scale, source)
+            lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+        return lo == hi
     if hasattr(values, "tocsc"):
-        values = values.tocsc()  # column slices of a sparse matrix
         if not np.isnan(values.data).any():
             # log2(n + 1) of either scale is strictly increasing: a gene is constant exactly
             # where its raw values are, implicit zeros included.
-            lo, hi = values.min(axis=0).toarray().ravel(), values.max(axis=0).toarray().ravel()
-            return lo == hi
+            return np.equal(values.min(axis=0).toarray(), values.max(axis=0).toarray()).ravel()
+        if input_scale != "log2":
+            return np.equal(*_log2p1_extremes(values, input_scale, source))
     out = np.empty(values.shape[1], dtype=bool)
     for j in range(0, values.shape[1], chunk):
         t = to_log2p1(dense(values[:, j:j + chunk]), input_scale, source)
@@ -342,6 +373,23 @@ def constant_genes(values: np.ndarray, input_scale: InputScale, source: str = ""
     return out
 
 
-def missing_genes(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of genes (columns) with at least one missing cell."""
+def _log2p1_extremes(block, input_scale: InputScale, source: str
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the smallest and largest log2(n + 1) of a block. A sparse block of linear
+    values is transformed where stored (0 stays 0), its implicit zeros never expanded."""
+    if hasattr(block, "tocsr") and input_scale != "log2":
+        b = block.tocsr().astype(np.float64)
+        b.data = to_log2p1(b.data, input_scale, source)
+        return b.min(axis=0).toarray().ravel(), b.max(axis=0).toarray().ravel()
+    t = to_log2p1(dense(block), input_scale, source)
+    return t.min(axis=0), t.max(axis=0)
+
+
+def missing_genes(values) -> np.ndarray:
+    """Boolean mask of genes (columns, of a dense or sparse matrix) with a missing cell."""
+    if hasattr(values, "tocsr"):
+        values = values.tocsr()
+        bad = np.zeros(values.shape[1], dtype=bool)
+        bad[values.indices[np.isnan(values.data)]] = True
+        return bad
     return np.isnan(values).any(axis=0)
