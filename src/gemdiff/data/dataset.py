@@ -154,6 +154,9 @@ class PreparedData:
     # Every training sample where x_train holds a draw of them (streamed data); None: x_train
     # holds them all.
     stream: "StreamedRows | None" = None
+    # Streamed data: the samples of each class in the whole train and test splits, of which
+    # x_train and x_test hold draws ({"train": {class: n}, "test": {...}}).
+    split_counts: dict | None = None
 
     @property
     def n_genes(self) -> int:
@@ -165,12 +168,12 @@ class PreparedData:
 
     def summary(self) -> dict:
         count = lambda y: {c: int((y == i).sum()) for i, c in enumerate(self.classes)}  # noqa: E731
-        out = {"n_genes": self.n_genes, "classes": self.classes,
-               "train": count(self.y_train if self.stream is None else self.stream.labels),
-               "test": count(self.y_test), "input_scale": self.preprocessor.input_scale}
-        if self.stream is not None:
-            out["streamed"] = {"train_samples": len(self.stream),
-                               "reference_samples": len(self.y_train)}
+        counts = self.split_counts or {"train": count(self.y_train), "test": count(self.y_test)}
+        out = {"n_genes": self.n_genes, "classes": self.classes, **counts,
+               "input_scale": self.preprocessor.input_scale}
+        if self.split_counts:
+            out["streamed"] = {"reference_train": len(self.y_train),
+                               "reference_test": len(self.y_test)}
         if self.scale_note:
             out["input_scale_chosen"] = self.scale_note
         warnings = [*self.scale_warnings, *small_class_warnings(out)]
@@ -342,9 +345,10 @@ def fit_preprocessing(train: GEM, test: GEM, options: DataOptions,
     classes = train.classes
     index = {c: i for i, c in enumerate(classes)}
     labels = lambda gem: np.array([index[c] for c in gem.labels], dtype=np.int64)  # noqa: E731
-    stream = None
+    stream = counts = None
     if streamed:
         stream = StreamedRows(train.values, labels(train), list(train.samples), None)
+        counts = {"train": train.class_counts(), "test": test.class_counts()}
         train = _reference(train, options.seed)
         test = _reference(test, options.seed + 1)
     y_train = labels(train)
@@ -365,6 +369,7 @@ def fit_preprocessing(train: GEM, test: GEM, options: DataOptions,
         test_ids=list(test.samples),
         source=train.source,
         stream=stream,
+        split_counts=counts,
     )
 
 

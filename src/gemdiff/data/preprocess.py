@@ -60,6 +60,7 @@ LOG2_MAX = 30.0
 # fold (1.6 in the breast example), linear expression spans orders of magnitude (90 in kidney).
 LOG_SKEW, LINEAR_SKEW = 10.0, 30.0
 EVIDENCE_VALUES = 200_000  # expressed values drawn (seeded) for the whole-number and skew tests
+EVIDENCE_CELLS = 1 << 22  # stored values of a larger matrix are drawn (seeded) before that
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,13 @@ class ScaleEvidence:
 
         if isinstance(values, BackedRows):  # a matrix on disk: judged by its first rows
             values = next(row_blocks(values))[1]
-        raw = values.data if hasattr(values, "tocsr") else np.asarray(values)
-        v = np.asarray(raw, dtype=np.float64).ravel()
+        raw = (values.data if hasattr(values, "tocsr") else np.asarray(values)).ravel()
+        if raw.size > EVIDENCE_CELLS:  # judged by a seeded draw, extremes aside: no copy
+            with np.errstate(invalid="ignore"):
+                lo, hi = np.nanmin(raw), np.nanmax(raw)
+            draw = raw[np.random.default_rng(0).integers(0, raw.size, EVIDENCE_CELLS)]
+            raw = np.append(draw, [lo, hi])
+        v = np.asarray(raw, dtype=np.float64)
         v = v[np.isfinite(v)]
         if hasattr(values, "tocsr") and v.size < np.prod(values.shape):
             v = np.append(v, 0.0)  # implicit zeros

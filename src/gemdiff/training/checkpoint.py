@@ -108,6 +108,7 @@ class TrainedModel:
     def data(self) -> PreparedData:
         """The data the model was trained on: same genes, split, classes and scaling."""
         ref = self.meta.get("reference")
+        summary = self.meta.get("data_summary") or {}
         if ref is None:
             return rebuild_split(self.config["data"]["source"], self.genes, self.classes,
                                  self.preprocessor, self.meta["train_ids"], self.meta["test_ids"],
@@ -116,7 +117,8 @@ class TrainedModel:
                             ref["x_train"].numpy(), ref["y_train"].numpy(),
                             ref["x_test"].numpy(), ref["y_test"].numpy(),
                             list(self.meta["train_ids"]), list(self.meta["test_ids"]),
-                            self.source)
+                            self.source, split_counts={k: summary[k] for k in ("train", "test")}
+                            if "streamed" in summary else None)
 
     def class_index(self, name: str, source: str | None = None) -> int:
         """Index of a class by name; an unknown name is a user error listing the valid ones."""
