@@ -31,9 +31,9 @@ log = logging.getLogger("gemdiff")
 MODEL_FILE = "model.ckpt"
 HISTORY_FILE = "loss.tsv"
 DATA_KEYS = ("genes", "n_genes", "gmt", "gene_set", "subset_size", "subset_index",
-             "exclusive_subsets", "select_by", "input_scale", "nan_policy", "scaling", "constant_genes",
-             "classes", "test_size", "train_fraction", "permute_labels", "batch_size",
-             "allow_single_sample_classes")
+             "exclusive_subsets", "select_by", "input_scale", "nan_policy", "scaling",
+             "constant_genes", "classes", "test_size", "train_fraction", "permute_labels",
+             "batch_size", "allow_single_sample_classes")
 SELECTION_KEYS = ("genes", "n_genes", "gene_set")  # one way of choosing genes at a time
 SELECTION_FIELDS = ("genes", "gmt", "gene_set", "subset_size", "subset_index",
                     "exclusive_subsets", "n_genes", "select_by")
