@@ -124,13 +124,16 @@ class StreamedRows:
     labels: np.ndarray  # (n_train,) int64 class index
     ids: list[str]
     preprocessor: Preprocessor
+    codec: Any = None  # a model of principal components: the rows' scores are served
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def scaled(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), n_genes) float32 in the model's scale."""
-        return self.preprocessor.transform(self.values[rows].toarray().astype(np.float64))
+        """(len(rows), n_genes) float32 in the model's scale (component scores with a
+        codec)."""
+        x = self.preprocessor.transform(self.values[rows].toarray().astype(np.float64))
+        return x if self.codec is None else self.codec.encode(x)
 
 
 @dataclass

@@ -295,9 +295,10 @@ def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 def registry() -> dict[str, type[Generator]]:
     """Every generator kind by the name its checkpoints carry."""
     from gemdiff.models.baselines import CopulaGenerator, GaussianGenerator, WGANGenerator
+    from gemdiff.models.latent import LatentDiffusionGenerator
 
-    return {g.kind: g for g in (DiffusionGenerator, GaussianGenerator, CopulaGenerator,
-                                WGANGenerator)}
+    return {g.kind: g for g in (DiffusionGenerator, LatentDiffusionGenerator, GaussianGenerator,
+                                CopulaGenerator, WGANGenerator)}
 
 
 def generator_from_checkpoint(section: dict[str, Any], state: dict[str, torch.Tensor],

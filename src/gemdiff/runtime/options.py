@@ -67,6 +67,11 @@ class Diffusion(_Options):
     timesteps: Annotated[int, Field(ge=2)] = 1000
 
 
+class Latent(_Options):
+    space: Literal["auto", "genes", "pca"] = "auto"
+    dims: Positive = 50
+
+
 class Train(_Options):
     seed: Seed
     threads: Optional[Positive] = None
@@ -75,6 +80,7 @@ class Train(_Options):
     verbose: bool = False
     trainer: Trainer
     calibrate: Calibrate
+    latent: Optional[Latent] = None
     data: Data
     model: Model
     diffusion: Optional[Diffusion] = None

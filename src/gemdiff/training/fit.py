@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from gemdiff.common.progress import interactive
 from gemdiff.data.dataset import PreparedData
 from gemdiff.models.calibration import CalibrationOptions
 from gemdiff.models.generators import Generator
+from gemdiff.models.latent import PCACodec, choose_space
 from gemdiff.training.callbacks import AtomicCheckpointIO
 from gemdiff.training.checkpoint import (
     add_section, calibrate_checkpoint, check_resumable, save_checkpoint, training_metadata,
@@ -103,12 +104,38 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
     for warning in summary.get("warnings", []):
         log.warning(warning)
     diffusion = hydra.utils.instantiate(cfg.diffusion)
-    diffusion.fit_standardization(data.x_train)  # per-gene units of the chain, if asked for
-    model = hydra.utils.instantiate(cfg.model, n_genes=data.n_genes,
+    codec = None
+    if "GEMDiffModule" in str(cfg.model.get("_target_", "")):
+        codec = latent_codec(cfg.get("latent") or {}, data)
+    learned = data if codec is None else encoded(data, codec)
+    datamodule.data = learned  # what the model learns: genes, or their components
+    diffusion.fit_standardization(learned.x_train)  # per-gene units of the chain, if asked for
+    model = hydra.utils.instantiate(cfg.model, n_genes=learned.n_genes,
                                     n_classes=len(data.classes), diffusion=diffusion)
+    model.codec = codec
     if resume:
         check_resumable(resume, data, _generator_of(model))
     return TrainingRun(cfg, datamodule, data, model, resume)
+
+
+def latent_codec(section, data: PreparedData) -> PCACodec | None:
+    """The principal components the model learns (``latent.*``), or None: the genes."""
+    if choose_space(str(section.get("space", "auto")), data.n_genes) == "genes":
+        return None
+    codec = PCACodec.fit(data.x_train, data.y_train, len(data.classes),
+                         int(section.get("dims", 50)))
+    log.info("the model learns the top %d principal components of the %d genes; every gene is "
+             "read back through them (latent.space=genes learns the genes)", codec.dims,
+             data.n_genes)
+    return codec
+
+
+def encoded(data: PreparedData, codec: PCACodec) -> PreparedData:
+    """``data`` with the samples' component scores in place of their genes."""
+    stream = None if data.stream is None else replace(data.stream, codec=codec)
+    return replace(data, genes=[f"PC{i + 1}" for i in range(codec.dims)],
+                   x_train=codec.encode(data.x_train), x_test=codec.encode(data.x_test),
+                   stream=stream)
 
 
 def _generator_of(model) -> Generator:

@@ -14,7 +14,8 @@ from gemdiff.common import constants as K
 from gemdiff.common.errors import GemdiffError, TrainingDiverged
 from gemdiff.models.denoiser import DenoiserConfig, build_denoiser
 from gemdiff.models.diffusion import GaussianDiffusion
-from gemdiff.models.generators import DiffusionGenerator
+from gemdiff.models.generators import DiffusionGenerator, Generator
+from gemdiff.models.latent import LatentDiffusionGenerator, PCACodec
 from gemdiff.training.checkpoint import add_section
 from gemdiff.training.flat import FlatParameters, merge_optimizer_state
 
@@ -88,14 +89,17 @@ class GEMDiffModule(L.LightningModule):
         self.p_uncond = p_uncond if conditional else 0.0
         # Set by the training entry point: genes, classes, preprocessing, split, config.
         self.metadata: dict[str, Any] = {}
+        # Set by the training entry point where the model learns principal components.
+        self.codec: PCACodec | None = None
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         # The weights as one tensor for the optimizer, built in configure_optimizers.
         self.flat_parameters: FlatParameters | None = None
 
-    def trained_generator(self) -> DiffusionGenerator:
+    def trained_generator(self) -> Generator:
         """The generator these weights make (shares the modules, changes no mode)."""
-        return DiffusionGenerator(self.denoiser, self.diffusion)
+        inner = DiffusionGenerator(self.denoiser, self.diffusion)
+        return inner if self.codec is None else LatentDiffusionGenerator(inner, self.codec)
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
         if self.denoiser.class_emb is None:
