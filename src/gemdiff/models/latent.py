@@ -6,12 +6,11 @@ conditional distribution of the top principal components of the training split (
 each component divided by its largest training score so that the data fill [-1, 1] as gene
 values do), and every gene is read back through the components:
 
-- a sample is the mean, plus the components times the sampled scores, plus per gene what the
-  components leave in the training samples of its class: their mean, and Gaussian noise of
-  their variance;
-- a perturbation moves a sample along the components by the bridge's change of its scores,
-  and by the difference of the two classes' mean residuals (the part of the class difference
-  the components do not hold); the rest of the sample (its own residual) stays as it was.
+- a sample is the mean, plus the components times the sampled scores, plus per gene the
+  residual noise of its class (Gaussian with the variance the components leave in the
+  training samples of that class);
+- a perturbation moves a sample only along the components, by the bridge's change of its
+  scores, and keeps the rest of the sample (its own residual) as it was.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ class PCACodec:
     mean: np.ndarray  # (n_genes,)
     components: np.ndarray  # (k, n_genes), orthonormal rows
     scale: np.ndarray  # (k,) the largest |score| of each component in training
-    residual_mean: np.ndarray  # (n_classes, n_genes) what the components leave, per class
-    residual_sd: np.ndarray
+    residual_sd: np.ndarray  # (n_classes, n_genes) what the components leave, per class
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, dims: int) -> "PCACodec":
@@ -55,14 +53,12 @@ class PCACodec:
         scores = (x - mean) @ comps.T
         scale = np.maximum(np.abs(scores).max(axis=0), 1e-8)
         resid = x - mean - scores @ comps
-        mu, sd = np.zeros((n_classes, x.shape[1])), np.zeros((n_classes, x.shape[1]))
+        sd = np.zeros((n_classes, x.shape[1]))
         for c in range(n_classes):
             rows = resid[y == c]
-            if len(rows):
-                mu[c] = rows.mean(axis=0)
             if len(rows) > 1:
                 sd[c] = rows.std(axis=0, ddof=1)
-        return cls(mean, comps, scale, mu, sd)
+        return cls(mean, comps, scale, sd)
 
     @property
     def dims(self) -> int:
@@ -77,25 +73,22 @@ class PCACodec:
         """(n, k) scores -> (n, n_genes) scaled values on the components' span."""
         return self.mean + (np.asarray(z, dtype=np.float64) * self.scale) @ self.components
 
-    def move(self, x: np.ndarray, z_from: np.ndarray, z_to: np.ndarray, source: int,
-             target: int) -> np.ndarray:
-        """``x`` (of class ``source``) moved along the components by the change of its
-        scores, and off them by the change of the classes' mean residuals."""
+    def move(self, x: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
+        """``x`` moved along the components by the change of its scores. (The classes' mean
+        residuals are left out: they moved nothing measurable on kidney, the class difference
+        lying in the components; experiments/README.md.)"""
         delta = (np.asarray(z_to, dtype=np.float64) - z_from) * self.scale
-        shift = self.residual_mean[target] - self.residual_mean[source]
-        return (np.asarray(x, dtype=np.float64) + delta @ self.components + shift
-                ).astype(np.float32)
+        return (np.asarray(x, dtype=np.float64) + delta @ self.components).astype(np.float32)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
                 for k, v in (("mean", self.mean), ("components", self.components),
-                             ("scale", self.scale), ("residual_mean", self.residual_mean),
-                             ("residual_sd", self.residual_sd))}
+                             ("scale", self.scale), ("residual_sd", self.residual_sd))}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "PCACodec":
         return cls(*(state[k].double().numpy() for k in ("mean", "components", "scale",
-                                                        "residual_mean", "residual_sd")))
+                                                        "residual_sd")))
 
 
 def choose_space(space: str, n_genes: int) -> str:
@@ -119,8 +112,7 @@ class LatentDiffusionGenerator(Generator):
         z = self.inner.sample(labels, seed, options)
         labels = np.asarray(labels, dtype=int)
         noise = np.random.default_rng([seed, 5]).standard_normal((len(z), len(self.codec.mean)))
-        c = self.codec
-        x = c.decode(z) + c.residual_mean[labels] + noise * c.residual_sd[labels]
+        x = self.codec.decode(z) + noise * self.codec.residual_sd[labels]
         return np.clip(x, -1.0, 1.0).astype(np.float32)
 
     def describe_sampling(self, options: SampleOptions) -> dict[str, Any]:
@@ -131,10 +123,8 @@ class LatentDiffusionGenerator(Generator):
         z = self.codec.encode(x)
         p = self.inner.bridge(z, source, target, options)
         rows = np.arange(len(x)) if p.cycle_index is None else p.cycle_index
-        cycle = None if p.x_cycle is None else self.codec.move(x[rows], z[rows], p.x_cycle,
-                                                               source, source)
-        return Perturbation(np.asarray(x), self.codec.move(x, z, p.x_moved, source, target),
-                            cycle,
+        cycle = None if p.x_cycle is None else self.codec.move(x[rows], z[rows], p.x_cycle)
+        return Perturbation(np.asarray(x), self.codec.move(x, z, p.x_moved), cycle,
                             self._genes(p.encode), self._genes(p.decode), p.cycle_index)
 
     def _genes(self, out: DiffusionOutput | None) -> DiffusionOutput | None:
