@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gemdiff.common.errors import InputError
+from gemdiff.data.rows import BackedRows, row_sums, take_columns
 
 NA_VALUES = ["", "NA", "NaN", "nan", "N/A", "NULL", "null"]
 
@@ -65,8 +66,6 @@ class GEM:
     def take_genes(self, genes: Sequence[str], sparse: bool = False) -> "GEM":
         """The matrix of ``genes`` only, as dense float64 (``sparse``: as a float32 CSR
         matrix, read a block of rows at a time), rows multiplied by :attr:`row_scale`."""
-        from gemdiff.data.rows import take_columns
-
         index = {g: i for i, g in enumerate(self.genes)}
         cols = [index[g] for g in genes]
         if sparse:
@@ -89,8 +88,6 @@ class GEM:
         ``normalize_total``; None: the median of the samples' totals, kept in
         ``meta["target_sum"]``), applied as genes are taken. A sample without counts is an
         error naming it."""
-        from gemdiff.data.rows import row_sums
-
         totals = row_sums(self.values)
         empty = np.flatnonzero(~(totals > 0))
         if len(empty):
@@ -497,8 +494,6 @@ def read_h5ad(path: str | Path, label_key: str | None, layer: str | None = None,
     rows at a time and only the chosen genes are loaded (a layer is always read whole).
     """
     import anndata
-
-    from gemdiff.data.rows import BackedRows
 
     path = check_file(path)
     if backed is None:

@@ -26,6 +26,7 @@ import numpy as np
 from gemdiff.common.choices import check_choice
 from gemdiff.common.errors import GemdiffError, InputError
 from gemdiff.data.io import dense
+from gemdiff.data.rows import BackedRows, row_blocks
 
 InputScale = Literal["log2", "linear", "counts"]
 DeclaredScale = Literal["auto", "log2", "linear", "counts"]  # what a user may set: auto infers
@@ -75,8 +76,6 @@ class ScaleEvidence:
     @classmethod
     def of(cls, values) -> "ScaleEvidence | None":
         """From a dense or scipy sparse matrix; None when it holds no finite non-zero value."""
-        from gemdiff.data.rows import BackedRows, row_blocks
-
         if isinstance(values, BackedRows):  # a matrix on disk: judged by its first rows
             values = next(row_blocks(values))[1]
         raw = (values.data if hasattr(values, "tocsr") else np.asarray(values)).ravel()
@@ -357,8 +356,6 @@ def constant_genes(values, input_scale: InputScale, source: str = "",
     unexpressed (so a gene with no value at all is constant). Works through the columns in
     chunks, of a dense or scipy sparse matrix, or through the rows of one on disk: a
     whole-transcriptome matrix is never copied whole."""
-    from gemdiff.data.rows import BackedRows, row_blocks
-
     if isinstance(values, BackedRows):
         lo, hi = np.full(values.shape[1], np.inf), np.full(values.shape[1], -np.inf)
         for _, block in row_blocks(values):

@@ -77,10 +77,6 @@ def row_blocks(values, size: int | None = None) -> Iterator[tuple[int, object]]:
             yield start, values[start:stop]
 
 
-def is_dense(values) -> bool:
-    return isinstance(values, np.ndarray)
-
-
 def row_sums(values, ignore_nan: bool = True) -> np.ndarray:
     """Per row, the sum of the values (float64); missing cells count as 0."""
     out = np.empty(values.shape[0])
