@@ -57,3 +57,18 @@ def test_ddp_inside_a_sweep_spawns_its_ranks(tmp_path):
     assert log.count("ranks are spawned") == 2  # and not the whole sweep once per rank
     table = pd.read_csv(tmp_path / "sweep/summary.tsv", sep="\t")
     assert len(table) == 2 and table.finished.all() and (table.global_step == 40).all()
+
+
+def test_two_cpu_ranks_stream_their_own_shares_of_a_sparse_file(tmp_path):
+    import json
+
+    from tests.test_scale import counts_adata
+
+    counts_adata(15_000, 200, density=0.1).write_h5ad(tmp_path / "cells.h5ad")
+    log = train("trainer=ddp", "trainer.devices=2", "data=h5ad",
+                f"data.source.path={tmp_path / 'cells.h5ad'}", "data.source.label_key=state",
+                "data.n_genes=16", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
+    assert "EMA weights identical on 2 ranks" in log
+    summary = json.loads((tmp_path / "ddp/summary.json").read_text())
+    assert summary["data"]["input_scale"] == "counts" and "streamed" in summary["data"]
+    assert sum(summary["data"]["train"].values()) > 10_000
