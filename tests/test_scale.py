@@ -82,6 +82,8 @@ def test_an_anndata_on_disk_streams_the_same_rows_as_one_in_memory(tmp_path, mon
     adata.write_h5ad(path)
     on_disk = read_h5ad(path, "state", backed=True)
     assert isinstance(on_disk.values, BackedRows)
+    opened = gem_from_anndata(anndata.read_h5ad(path, backed="r"), "state")  # the API's way
+    assert isinstance(opened.values, BackedRows) and opened.samples == on_disk.samples
     a = prepare_data(on_disk, selection=GeneSelection(n_genes=50))
     b = prepare_data(gem_from_anndata(adata, "state"), selection=GeneSelection(n_genes=50))
     assert a.genes == b.genes and a.stream is not None and len(a.stream) == len(b.stream) > 500

@@ -415,15 +415,14 @@ def read_rnaseqdb(files: Mapping[str, str | Path | Sequence[str | Path]]) -> GEM
 
 
 def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
-                     source: str = "AnnData", matrix=None) -> GEM:
+                     source: str = "AnnData") -> GEM:
     """The matrix of an AnnData (``X`` or ``layers[layer]``, samples x genes, dense or sparse,
-    kept as it is; ``matrix`` instead where given: one on disk) with labels from
+    kept as it is; the ``X`` of an AnnData opened backed stays on disk) with labels from
     ``obs[label_key]`` (None: no labels)."""
     if layer is not None and layer not in adata.layers:
         raise InputError(source, f"has no layer {layer!r}; its layers are "
                                  f"{list(adata.layers) or 'none'}")
     x = adata.X if layer is None else adata.layers[layer]
-    x = x if matrix is None else matrix
     if x is None:
         raise InputError(source, "has no expression matrix (X is empty)")
     samples, genes = list(map(str, adata.obs_names)), list(map(str, adata.var_names))
@@ -434,7 +433,11 @@ def gem_from_anndata(adata, label_key: str | None, layer: str | None = None,
                                      f"(adata.{fix}_names_make_unique() renames the repeats)")
     from scipy import sparse
 
-    if matrix is None:  # in memory: checked whole (a matrix on disk is checked as it is read)
+    if getattr(adata, "isbacked", False) and layer is None:
+        if not np.issubdtype(x.dtype, np.number):
+            raise InputError(source, f"holds non-numeric values ({x.dtype})")
+        x = BackedRows(x)  # on disk: read a block of rows at a time
+    else:  # in memory: checked whole
         if not sparse.issparse(x):  # an AnnData view's array has toarray() too
             x = np.asarray(x, dtype=np.float64)
         stored = x.data if sparse.issparse(x) else x
@@ -502,13 +505,7 @@ def read_h5ad(path: str | Path, label_key: str | None, layer: str | None = None,
         adata = anndata.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # h5py raises many types for a file that is not HDF5
         raise InputError(path, f"cannot be read as .h5ad ({type(err).__name__}: {err})") from None
-    if not backed:
-        return gem_from_anndata(adata, label_key, layer, source=str(path))
-    dtype = adata.X.dtype
-    if not np.issubdtype(dtype, np.number):
-        raise InputError(path, f"holds non-numeric values ({dtype})")
-    shell = anndata.AnnData(obs=adata.obs, var=adata.var)  # names and labels, no matrix
-    return gem_from_anndata(shell, label_key, source=str(path), matrix=BackedRows(adata.X))
+    return gem_from_anndata(adata, label_key, layer, source=str(path))
 
 
 def read_samples(path: str | Path, labels: str | Path | None = None,
