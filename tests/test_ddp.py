@@ -59,6 +59,7 @@ def test_ddp_inside_a_sweep_spawns_its_ranks(tmp_path):
     assert len(table) == 2 and table.finished.all() and (table.global_step == 40).all()
 
 
+@pytest.mark.slow  # 15-25 s; the shards themselves are tested by default (test_scale.py)
 def test_two_cpu_ranks_stream_their_own_shares_of_a_sparse_file(tmp_path):
     import json
 
