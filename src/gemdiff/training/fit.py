@@ -30,6 +30,7 @@ from gemdiff.models.calibration import CalibrationOptions
 from gemdiff.models.generators import Generator
 from gemdiff.models.latent import PCACodec, choose_space
 from gemdiff.training.callbacks import AtomicCheckpointIO
+from gemdiff.training.module import GEMDiffModule
 from gemdiff.training.checkpoint import (
     add_section, calibrate_checkpoint, check_resumable, save_checkpoint, training_metadata,
 )
@@ -105,14 +106,15 @@ def prepare_run(cfg: DictConfig, datamodule=None, resume: str | None = None) -> 
         log.warning(warning)
     diffusion = hydra.utils.instantiate(cfg.diffusion)
     codec = None
-    if "GEMDiffModule" in str(cfg.model.get("_target_", "")):
+    if issubclass(hydra.utils.get_class(cfg.model._target_), GEMDiffModule):  # not baselines
         codec = latent_codec(cfg.get("latent") or {}, data)
     learned = data if codec is None else encoded(data, codec)
     datamodule.data = learned  # what the model learns: genes, or their components
     diffusion.fit_standardization(learned.x_train)  # per-gene units of the chain, if asked for
     model = hydra.utils.instantiate(cfg.model, n_genes=learned.n_genes,
                                     n_classes=len(data.classes), diffusion=diffusion)
-    model.codec = codec
+    if codec is not None:
+        model.codec = codec
     if resume:
         check_resumable(resume, data, _generator_of(model))
     return TrainingRun(cfg, datamodule, data, model, resume)
